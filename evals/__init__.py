@@ -1,0 +1,1 @@
+"""lm-eval task folder (sentiment_* tasks); shipped inside the package as memmcl_merge.evals."""

@@ -1,0 +1,137 @@
+"""The run configuration: one YAML file describes a whole MEM-MCL run.
+
+Every command (``memmcl experts``, ``memmcl evolve``, ``memmcl curriculum``, ``memmcl run``) reads
+the same file and uses its own section, so a run folder is reproducible from that file alone. The
+file is validated up front: unknown keys, unknown tasks and out-of-range values are reported with
+their path in the file before any work starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .tasks import GROUPS, TASKS
+
+
+class ConfigError(ValueError):
+    """A bad run configuration; the message names the file and the offending key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LoraConfig(_Strict):
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] | str = "all-linear"
+
+
+class TrainConfig(_Strict):
+    """SFT hyper-parameters (TRL ``SFTConfig`` defaults are GPU-minded; these are CPU-sane)."""
+
+    method: Literal["lora", "full"] = "lora"
+    lora: LoraConfig = LoraConfig()
+    learning_rate: float = Field(3e-4, gt=0.0, le=1.0)
+    batch_size: int = Field(8, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    epochs: float = Field(1.0, gt=0.0)
+    max_examples: int | None = Field(256, ge=1, description="Training examples per task (None: all).")
+    max_steps: int | None = Field(None, ge=1)
+    max_length: int = Field(256, ge=16)
+    num_demos: int = Field(0, ge=0, description="In-context demonstrations in each training prompt.")
+    warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    save_dtype: Literal["bfloat16", "float32"] = "bfloat16"
+    seed: int = 0
+    logging_steps: int = Field(5, ge=1)
+
+
+class ExpertsConfig(_Strict):
+    tasks: list[str] | None = Field(None, description="Tasks to train experts for (default: run.tasks).")
+    train: TrainConfig = TrainConfig()
+    dev_limit: int = Field(64, ge=1, description="Dev examples scored per expert (recorded in its folder).")
+
+
+class RunConfig(_Strict):
+    """The top of the file."""
+
+    name: str = "default"
+    output_dir: Path = Path("runs/default")
+    base_model: str = "smollm2-135m-instruct"
+    data: str = Field("embedded", description="Folder in the shared layout, 'hf:<id>' or 'embedded'.")
+    tasks: list[str] = Field(default_factory=lambda: list(TASKS))
+    groups: dict[str, list[str]] | None = Field(
+        None, description="Task groups merged in stage 1 (default: SC, ABSA, MAST of the registry).")
+    seed: int = 0
+    experts: ExpertsConfig = ExpertsConfig()
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, v: list[str]) -> list[str]:
+        names = [t.removeprefix("sentiment_") for t in v]
+        unknown = [t for t in names if t not in TASKS]
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown}; known: {', '.join(TASKS)}")
+        if not names:
+            raise ValueError("at least one task is needed")
+        return names
+
+    @model_validator(mode="after")
+    def _groups_cover_tasks(self) -> RunConfig:
+        groups = self.task_groups()
+        listed = [t for ts in groups.values() for t in ts]
+        stray = [t for t in listed if t not in self.tasks]
+        if stray:
+            raise ValueError(f"groups name task(s) {stray} that are not in tasks")
+        if self.experts.tasks:
+            extra = [t for t in self.experts.tasks if t.removeprefix("sentiment_") not in self.tasks]
+            if extra:
+                raise ValueError(f"experts.tasks has task(s) {extra} that are not in tasks")
+        return self
+
+    def task_groups(self) -> dict[str, list[str]]:
+        if self.groups is not None:
+            return {g: [t.removeprefix("sentiment_") for t in ts] for g, ts in self.groups.items() if ts}
+        out = {g.lower(): [t for t in self.tasks if TASKS[t].group == g] for g in GROUPS}
+        return {g: ts for g, ts in out.items() if ts}
+
+    def expert_tasks(self) -> list[str]:
+        return [t.removeprefix("sentiment_") for t in (self.experts.tasks or self.tasks)]
+
+    # Folders of the run, in the order data flows through them.
+    @property
+    def experts_dir(self) -> Path:
+        return self.output_dir / "experts"
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a run YAML; errors name the file and the key path."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top, got {type(raw).__name__}")
+    try:
+        cfg = RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top)"
+            lines.append(f"  {where}: {err['msg']}")
+        raise ConfigError(f"{path}: invalid config\n" + "\n".join(lines)) from None
+    # Relative paths are taken from the working directory (as mergekit does for its recipes) and
+    # fixed now, so later stages see the same folders even if the process changes directory.
+    return cfg.model_copy(update={"output_dir": cfg.output_dir.expanduser().resolve()})

@@ -1,0 +1,183 @@
+"""Data sources: a local folder in the shared layout, a Hugging Face dataset, or the embedded corpus.
+
+Every source yields plain dicts in one schema (``text``, ``label`` | ``triplets``, and ``aspect`` or
+``target`` where the task needs them), checked against the task registry as they are read, so bad
+data is reported with file, line and reason before any model sees it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .tasks import TaskSpec, get_task
+
+SPLITS = ("train", "dev", "test", "test_500")
+EVAL_SPLITS = ("test", "test_500")  # never used for training, weak sets or demonstrations
+DATA_ENV = "MEMMCL_DATA"
+EMBEDDED = "embedded"
+
+
+class DataError(ValueError):
+    """Bad or missing data; the message names the file, the line and the reason."""
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    """``<root>/<task>/<split>.jsonl``, the layout of ``../shared/data`` and of the embedded corpus."""
+
+    root: Path
+
+    def path(self, task: str, split: str) -> Path:
+        return Path(self.root) / task / f"{split}.jsonl"
+
+    def load(self, spec: TaskSpec, split: str) -> list[dict]:
+        path = self.path(spec.name, split)
+        if not path.is_file():
+            have = sorted(p.stem for p in path.parent.glob("*.jsonl")) if path.parent.is_dir() else []
+            hint = f" (splits there: {', '.join(have)})" if have else f" (no folder {path.parent})"
+            raise DataError(f"{path}: no {split!r} split for task {spec.name}{hint}")
+        docs = []
+        with path.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    doc = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+                reason = spec.check_doc(doc)
+                if reason:
+                    raise DataError(f"{path}:{lineno}: {reason}")
+                docs.append(doc)
+        if not docs:
+            raise DataError(f"{path}: file is empty")
+        return docs
+
+    def describe(self) -> str:
+        return str(self.root)
+
+
+@dataclass(frozen=True)
+class HFSource:
+    """A Hugging Face dataset: a hub id (``load_dataset``) or a folder written by ``save_to_disk``.
+
+    ``splits`` maps our split names to the dataset's (``{"dev": "validation"}``); ``columns`` maps
+    our field names to its columns (``{"text": "sentence"}``). Integer labels are turned into names
+    through the dataset's ``ClassLabel`` feature, or ``label_names`` when given.
+    """
+
+    dataset: str
+    name: str | None = None
+    splits: Mapping[str, str] = field(default_factory=dict)
+    columns: Mapping[str, str] = field(default_factory=dict)
+    label_names: Sequence[str] | None = None
+
+    def _open(self):
+        import datasets
+
+        if Path(self.dataset).is_dir():
+            return datasets.load_from_disk(self.dataset)
+        return datasets.load_dataset(self.dataset, self.name)
+
+    def load(self, spec: TaskSpec, split: str) -> list[dict]:
+        ds = self._open()
+        hf_split = self.splits.get(split, split)
+        if hf_split not in ds:
+            raise DataError(f"{self.dataset}: no split {hf_split!r} (has {', '.join(ds)}) for task {spec.name}")
+        table = ds[hf_split]
+        names = list(self.label_names) if self.label_names else None
+        label_col = self.columns.get("label", "label")
+        feat = table.features.get(label_col)
+        if names is None and feat is not None and hasattr(feat, "names"):
+            names = list(feat.names)
+        docs = []
+        for i, row in enumerate(table):
+            doc = {ours: row[theirs] for ours, theirs in self.columns.items() if theirs in row}
+            for key in spec.required_fields:
+                if key not in doc and key in row:
+                    doc[key] = row[key]
+            if "label" in doc and isinstance(doc["label"], int) and names:
+                doc["label"] = names[doc["label"]]
+            doc.setdefault("id", f"{spec.name}-{split}-{i}")
+            reason = spec.check_doc(doc)
+            if reason:
+                raise DataError(f"{self.dataset}[{hf_split}] row {i}: {reason}")
+            docs.append(doc)
+        if not docs:
+            raise DataError(f"{self.dataset}[{hf_split}]: split is empty")
+        return docs
+
+    def describe(self) -> str:
+        return f"hf:{self.dataset}"
+
+
+def resolve_source(ref: str | os.PathLike | LocalSource | HFSource | None = None):
+    """``None`` -> ``$MEMMCL_DATA`` or the embedded corpus; ``"embedded"``; a folder; ``hf:<id>``."""
+    if isinstance(ref, (LocalSource, HFSource)):
+        return ref
+    ref = str(ref) if ref is not None else os.environ.get(DATA_ENV, EMBEDDED)
+    if ref == EMBEDDED:
+        from .corpus import ensure_corpus
+
+        return LocalSource(ensure_corpus())
+    if ref.startswith("hf:"):
+        return HFSource(ref[3:])
+    path = Path(ref).expanduser()
+    if not path.is_dir():
+        raise DataError(
+            f"data source {ref!r} is not a folder; use a folder in the <task>/<split>.jsonl layout, "
+            f"'hf:<dataset id>', or {EMBEDDED!r}"
+        )
+    return LocalSource(path.resolve())
+
+
+def load_docs(task: str | TaskSpec, split: str, source=None, limit: int | None = None,
+              seed: int = 0) -> list[dict]:
+    """Docs of one task and split. ``limit`` keeps a seeded, label-stratified sample of that size."""
+    spec = task if isinstance(task, TaskSpec) else get_task(task)
+    docs = resolve_source(source).load(spec, split)
+    return sample_docs(spec, docs, limit, seed) if limit else docs
+
+
+def sample_docs(spec: TaskSpec, docs: Sequence[dict], n: int, seed: int = 0) -> list[dict]:
+    """A seeded sample of ``n`` docs that keeps every label present when it can (round-robin over
+    labels), so a small weak set is not all one class. Order is shuffled too."""
+    if n >= len(docs):
+        return list(docs)
+    rng = random.Random(f"{spec.name}:{seed}")
+    by_label: dict[str, list[dict]] = {}
+    for d in docs:
+        key = "triplets" if spec.is_generative else d["label"]
+        by_label.setdefault(key, []).append(d)
+    pools = [rng.sample(v, len(v)) for _, v in sorted(by_label.items())]
+    out: list[dict] = []
+    while len(out) < n:
+        for pool in pools:
+            if pool and len(out) < n:
+                out.append(pool.pop())
+    rng.shuffle(out)
+    return out
+
+
+def demos_for(spec: TaskSpec, pool: Sequence[dict], k: int, seed: int, exclude_text: str = "") -> list[dict]:
+    """``k`` in-context demonstrations drawn from ``pool`` (a training split), one per label first."""
+    if k <= 0:
+        return []
+    candidates = [d for d in pool if d["text"] != exclude_text]
+    return sample_docs(spec, candidates, k, seed)
+
+
+def write_jsonl(path: Path, docs: Sequence[Mapping]) -> None:
+    """Write atomically: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for d in docs:
+            fh.write(json.dumps(d, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)

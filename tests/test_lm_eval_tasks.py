@@ -1,0 +1,90 @@
+"""The sentiment_* tasks run under lm-eval: in-process and through the real `lm_eval` command."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import SHARED_DATA, needs_shared_data
+
+from memmcl_merge.evaluation import EvaluationError, Evaluator, format_table, resolve_tasks
+from memmcl_merge.lm_tasks import evals_dir, load_dataset
+
+
+def test_resolve_tasks_groups_and_names():
+    assert [t.name for t in resolve_tasks("ABSA")] == ["aste_lap14", "aste_res14"]
+    assert [t.name for t in resolve_tasks("sentiment_sst2,sst2,tweet_irony")] == ["sst2", "tweet_irony"]
+    assert len(resolve_tasks("all")) == 12
+
+
+def test_dataset_hook_demos_come_from_train_only(monkeypatch):
+    ds = load_dataset("sst2", data="embedded", split="test", limit=6, num_demos=2, version=1.0)
+    rows = ds["test"]
+    assert len(rows) == 6
+    assert rows[0]["prompt"].count("Answer:") == 3  # two solved demos + the query
+    from memmcl_merge.data import load_docs
+
+    test_texts = {d["text"] for d in load_docs("sst2", "test", "embedded")}
+    for r in rows:
+        demo_part = r["prompt"].rsplit("\n\n", 1)[0]
+        assert not any(t in demo_part for t in test_texts if len(t) > 25)
+
+
+def test_in_process_evaluation_classification_and_generation(tiny_base_dir):
+    from memmcl_merge.models import load_model_and_tokenizer
+
+    model, tok = load_model_and_tokenizer(str(tiny_base_dir))
+    ev = Evaluator(resolve_tasks("sst2,tweet_irony,aste_res14"), split="dev", limit=6, batch_size=8)
+    lm = ev.wrap(model, tok)
+    scores = ev.evaluate(lm)
+    assert set(scores) == {"sst2", "tweet_irony", "aste_res14"}
+    assert 0.0 <= scores["sst2"]["acc"] <= 1.0 and "p_gold" in scores["tweet_irony"]
+    assert scores["tweet_irony"]["score"] == scores["tweet_irony"]["macro_f1"]
+    assert scores["aste_res14"]["score"] == scores["aste_res14"]["micro_f1"]
+    # Weights changed in place are seen by the same task objects and LM wrapper.
+    import torch
+
+    with torch.no_grad():
+        model.lm_head.weight.mul_(-3.0)
+    again = ev.evaluate(lm)
+    assert again["sst2"]["p_gold"] != scores["sst2"]["p_gold"]
+    assert "sst2" in format_table({"tiny": scores})
+
+
+def test_nan_scores_are_named(tiny_base_dir):
+    import torch
+
+    from memmcl_merge.models import load_model_and_tokenizer
+
+    model, tok = load_model_and_tokenizer(str(tiny_base_dir))
+    with torch.no_grad():
+        model.lm_head.weight.fill_(float("nan"))
+    ev = Evaluator(resolve_tasks("sst2"), split="dev", limit=4)
+    with pytest.raises(EvaluationError, match="sentiment_sst2: metric"):
+        ev.evaluate(ev.wrap(model, tok))
+
+
+def _lm_eval_cli(args, env_extra=None, timeout=300):
+    exe = Path(sys.executable).with_name("lm_eval")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, timeout=timeout, check=False)
+
+
+def test_lm_eval_command_line_runs_a_sentiment_task(tiny_base_dir, tmp_path):
+    out = tmp_path / "out"
+    proc = _lm_eval_cli(["--model", "hf", "--model_args", f"pretrained={tiny_base_dir},dtype=float32",
+                         "--include_path", str(evals_dir()), "--tasks", "sentiment_sst2",
+                         "--metadata", json.dumps({"split": "dev", "limit": 8}),
+                         "--device", "cpu", "--batch_size", "8", "--output_path", str(out)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "sentiment_sst2" in proc.stdout and "score" in proc.stdout
+    res = json.loads(next(out.rglob("results_*.json")).read_text())
+    assert 0.0 <= res["results"]["sentiment_sst2"]["score,none"] <= 1.0
+
+
+@needs_shared_data
+def test_shared_data_is_reachable_from_the_dataset_hook():
+    rows = load_dataset("tweet_stance", data=str(SHARED_DATA), split="test_500", limit=12)["test"]
+    assert len(rows) == 12 and "Target:" in rows[0]["prompt"]
