@@ -9,7 +9,7 @@ their path in the file before any work starts.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -59,6 +59,82 @@ class ExpertsConfig(_Strict):
     dev_limit: int = Field(64, ge=1, description="Dev examples scored per expert (recorded in its folder).")
 
 
+class WeakDataConfig(_Strict):
+    """The weak set a candidate is scored on: a small sample of a non-test split, optionally relabelled
+    by a teacher (``teacher: experts`` uses each task's own expert; or any model reference)."""
+
+    split: Literal["dev", "train"] = "dev"
+    size: int = Field(16, ge=1, description="Examples per task.")
+    seed: int = 0
+    teacher: str | None = None
+
+
+class SearchConfig(_Strict):
+    """The genome and the CMA-ES budget of one search."""
+
+    layer_groups: int = Field(3, ge=1, description="Weight/density anchors over the layers per member.")
+    evolve_density: bool = True
+    weight_range: tuple[float, float] = (0.0, 1.5)
+    density_range: tuple[float, float] = (0.3, 1.0)
+    init_weight: float | None = Field(None, description="Start weight (default 1/sqrt(members)).")
+    init_density: float = Field(1.0, gt=0.0, le=1.0)
+    consensus: bool = False
+    sparsify_method: Literal["magnitude", "dare"] = "magnitude"
+    popsize: int = Field(6, ge=2)
+    sigma: float = Field(0.2, gt=0.0, le=1.0)
+    max_evals: int = Field(24, ge=1)
+    max_seconds: float | None = Field(None, gt=0.0)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> SearchConfig:
+        lo, hi = self.weight_range
+        if not lo < hi:
+            raise ValueError(f"weight_range must be (low, high) with low < high, got {self.weight_range}")
+        lo, hi = self.density_range
+        if not 0.0 < lo < hi <= 1.0:
+            raise ValueError(f"density_range must satisfy 0 < low < high <= 1, got {self.density_range}")
+        return self
+
+
+class StageConfig(_Strict):
+    """One stage: independent searches, one per group. A member is a task name (its expert) or
+    ``<stage>/<group>`` (a model an earlier stage produced)."""
+
+    name: str
+    groups: dict[str, list[str]]
+    tasks: dict[str, list[str]] | None = Field(
+        None, description="Fitness tasks per group (default: the tasks its members were built for).")
+    search: SearchConfig | None = None
+
+
+class FitnessConfig(_Strict):
+    classification_metric: Literal["p_gold", "score", "mix"] = "mix"
+    task_weights: dict[str, float] = Field(default_factory=dict)
+
+
+class EvolveConfig(_Strict):
+    search: SearchConfig = SearchConfig()
+    weak: WeakDataConfig = WeakDataConfig()
+    fitness: FitnessConfig = FitnessConfig()
+    stages: list[StageConfig] | None = Field(
+        None, description="Default: stage1 = one search per task group, stage2 = the group models.")
+    batch_size: int = Field(16, ge=1)
+    parallel: Literal["serial", "ray"] = "serial"
+    ray_workers: int = Field(2, ge=1)
+
+
+class SearchPlan(NamedTuple):
+    stage: str
+    group: str
+    members: list[str]  # task names (experts) or "<stage>/<group>" (earlier results)
+    tasks: list[str]  # fitness tasks
+    search: SearchConfig
+
+    @property
+    def key(self) -> str:
+        return f"{self.stage}/{self.group}"
+
+
 class RunConfig(_Strict):
     """The top of the file."""
 
@@ -71,6 +147,7 @@ class RunConfig(_Strict):
         None, description="Task groups merged in stage 1 (default: SC, ABSA, MAST of the registry).")
     seed: int = 0
     experts: ExpertsConfig = ExpertsConfig()
+    evolve: EvolveConfig = EvolveConfig()
 
     @field_validator("tasks")
     @classmethod
@@ -94,7 +171,44 @@ class RunConfig(_Strict):
             extra = [t for t in self.experts.tasks if t.removeprefix("sentiment_") not in self.tasks]
             if extra:
                 raise ValueError(f"experts.tasks has task(s) {extra} that are not in tasks")
+        self.plan()  # raises on members that name no task or no earlier stage
         return self
+
+    def plan(self) -> list[SearchPlan]:
+        """The evolution plan, one search per (stage, group), checked: members exist, names unique."""
+        stages = self.evolve.stages
+        if stages is None:
+            groups = self.task_groups()
+            stages = [StageConfig(name="stage1", groups=groups)]
+            if len(groups) > 1:
+                stages.append(StageConfig(name="stage2", groups={"unified": [f"stage1/{g}" for g in groups]}))
+        seen: dict[str, list[str]] = {}  # "<stage>/<group>" -> the tasks that model serves
+        experts = set(self.expert_tasks())
+        out: list[SearchPlan] = []
+        for st in stages:
+            if "/" in st.name or any(f"{st.name}/" in k for k in seen):
+                raise ValueError(f"stage name {st.name!r} is repeated or contains '/'")
+            for group, members in st.groups.items():
+                if not members:
+                    raise ValueError(f"stage {st.name} group {group} has no members")
+                served: list[str] = []
+                for m in members:
+                    if m in seen:
+                        served += seen[m]
+                    elif m.removeprefix("sentiment_") in experts:
+                        served.append(m.removeprefix("sentiment_"))
+                    else:
+                        raise ValueError(f"stage {st.name} group {group}: member {m!r} is neither an expert "
+                                         f"task ({', '.join(sorted(experts))}) nor an earlier stage's group")
+                fit = (st.tasks or {}).get(group) or served
+                unknown = [t for t in fit if t.removeprefix("sentiment_") not in self.tasks]
+                if unknown:
+                    raise ValueError(f"stage {st.name} group {group}: fitness task(s) {unknown} not in tasks")
+                seen[f"{st.name}/{group}"] = [t.removeprefix("sentiment_") for t in fit]
+                members = [m if m in seen else m.removeprefix("sentiment_") for m in members]
+                out.append(SearchPlan(st.name, group, members, seen[f"{st.name}/{group}"],
+                                      st.search or self.evolve.search))
+        return out
 
     def task_groups(self) -> dict[str, list[str]]:
         if self.groups is not None:

@@ -39,6 +39,13 @@ def resolve_tasks(names: Sequence[str] | str | None) -> list[TaskSpec]:
     return out
 
 
+def quiet_lm_eval() -> None:
+    """lm-eval warns on every task built with a custom dataset and on every in-memory model wrapped;
+    both are expected here, so only errors get through."""
+    for name in ("lm-eval", "lm_eval"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 @dataclass
 class Evaluator:
     """lm-eval task objects for some tasks on one data source and split, built once.
@@ -63,6 +70,7 @@ class Evaluator:
             meta["data"] = str(self.data)
         if self.limit:
             meta["limit"] = int(self.limit)
+        quiet_lm_eval()
         tm = TaskManager(include_path=str(evals_dir()), include_defaults=False, metadata=meta)
         self.task_dict = get_task_dict([t.lm_eval_name for t in self.tasks], tm)
 
@@ -70,19 +78,37 @@ class Evaluator:
         """An lm-eval LM around a model already in memory (weights changed in place are seen)."""
         from lm_eval.models.huggingface import HFLM
 
+        quiet_lm_eval()
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=self.batch_size,
                     device=str(model.device))
 
-    def evaluate(self, lm) -> dict[str, dict[str, float]]:
-        """Scores per task name: ``{"sst2": {"score": .., "acc": .., ...}}``; raises on NaN."""
+    def _run(self, lm, log_samples: bool):
         import lm_eval.evaluator
 
-        for name in ("lm-eval", "lm_eval"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        out = lm_eval.evaluator.evaluate(lm=lm, task_dict=self.task_dict, bootstrap_iters=0,
-                                         log_samples=False, verbosity="WARNING")
+        return lm_eval.evaluator.evaluate(lm=lm, task_dict=self.task_dict, bootstrap_iters=0,
+                                          log_samples=log_samples, verbosity="WARNING")
+
+    def predict(self, lm) -> dict[str, list]:
+        """The model's answer per doc, in doc order: a label, or a list of triplets (teacher labels)."""
+        from .tasks import parse_triplets
+
+        out = self._run(lm, log_samples=True) or {}
+        preds = {}
+        for spec in self.tasks:
+            samples = sorted(out["samples"][spec.lm_eval_name], key=lambda s: s["doc_id"])
+            if spec.is_generative:
+                preds[spec.name] = [parse_triplets(s["filtered_resps"][0]) for s in samples]
+            else:
+                preds[spec.name] = [spec.labels[max(range(len(spec.labels)),
+                                                    key=lambda i: float(s["filtered_resps"][i][0]))]
+                                    for s in samples]
+        return preds
+
+    def evaluate(self, lm) -> dict[str, dict[str, float]]:
+        """Scores per task name: ``{"sst2": {"score": .., "acc": .., ...}}``; raises on NaN."""
+        out = self._run(lm, log_samples=False)
         if out is None:  # non-zero ranks in a distributed run get nothing back
             return {}
         scores = {}

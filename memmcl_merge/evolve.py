@@ -1,0 +1,581 @@
+"""Multi-stage evolutionary merging: CMA-ES over the ``memmcl`` merge parameters, scored on weak data.
+
+One *search* evolves the merge of some member models (experts, or the group models of an earlier
+stage) into one model, with fitness = lm-eval scores on a weak set of the tasks it serves. A *stage*
+is a set of independent searches (stage 1: one per task group); stages run in order, and a later
+stage's members may be earlier searches' results. The default plan is MEM-MCL's two stages:
+experts -> group models -> one model.
+
+The hot loop keeps one live model in memory, the members' task vectors computed once, and lm-eval's
+task objects built once; a candidate is merged in place with the same arithmetic as the mergekit
+method and scored without touching the disk. Every finished evaluation is appended to a journal and
+the optimiser is checkpointed after every ask, so a killed run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import pickle
+import shutil
+import signal
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .io import write_json, write_text
+
+log = logging.getLogger("memmcl.evolve")
+
+WORST_FITNESS = -1.0  # fitness of a failed / NaN candidate: below any real score (scores are in [0, 1])
+
+
+# -- genome ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GenomeSpace:
+    """Maps a point of [0, 1]^dim (what CMA-ES searches) to merge parameters.
+
+    Genes: per member, per layer group, a weight (and a density when ``evolve_density``); layer
+    groups become mergekit per-layer lists (``weight: [w0, w1, w2]``), which mergekit interpolates
+    over the layers. One layer group gives scalars.
+    """
+
+    members: tuple[str, ...]
+    layer_groups: int = 1
+    evolve_density: bool = True
+    weight_range: tuple[float, float] = (0.0, 1.5)
+    density_range: tuple[float, float] = (0.2, 1.0)
+    fixed_density: float = 1.0
+
+    @property
+    def genes_per_member(self) -> int:
+        return self.layer_groups * (2 if self.evolve_density else 1)
+
+    @property
+    def dim(self) -> int:
+        return len(self.members) * self.genes_per_member
+
+    def decode(self, x: Sequence[float]) -> dict[str, dict[str, float | list[float]]]:
+        if len(x) != self.dim:
+            raise ValueError(f"genome has {len(x)} genes, expected {self.dim}")
+        g, out = self.layer_groups, {}
+        for m, name in enumerate(self.members):
+            genes = [min(1.0, max(0.0, float(v))) for v in x[m * self.genes_per_member:(m + 1) * self.genes_per_member]]
+            wl, wh = self.weight_range
+            weights = [wl + v * (wh - wl) for v in genes[:g]]
+            if self.evolve_density:
+                dl, dh = self.density_range
+                dens = [dl + v * (dh - dl) for v in genes[g:]]
+            else:
+                dens = [self.fixed_density] * g
+            out[name] = {"weight": _scalar_or_list(weights), "density": _scalar_or_list(dens)}
+        return out
+
+    def encode(self, weight: float, density: float) -> list[float]:
+        """The genome where every member has this weight and density (the starting point)."""
+        wl, wh = self.weight_range
+        w = (weight - wl) / (wh - wl)
+        genes = [w] * self.layer_groups
+        if self.evolve_density:
+            dl, dh = self.density_range
+            genes += [(density - dl) / (dh - dl)] * self.layer_groups
+        return [min(1.0, max(0.0, v)) for v in genes] * len(self.members)
+
+
+def _scalar_or_list(values: list[float]) -> float | list[float]:
+    values = [round(v, 6) for v in values]
+    return values[0] if len(values) == 1 else values
+
+
+# -- fitness --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FitnessSpec:
+    """How per-task weak-set scores become one number to maximise.
+
+    ``classification_metric`` is the per-task metric used for label tasks: ``p_gold`` (mean gold-label
+    probability per class; smooth, so CMA-ES sees small improvements that accuracy hides), ``score``
+    (the official metric) or ``mix`` (their mean). Generation tasks always use their official score.
+    """
+
+    classification_metric: str = "mix"
+    task_weights: Mapping[str, float] = field(default_factory=dict)
+
+    def task_value(self, task: str, row: Mapping[str, float]) -> float:
+        if "p_gold" not in row:  # generation task
+            return row["score"]
+        if self.classification_metric == "mix":
+            return 0.5 * (row["score"] + row["p_gold"])
+        return row[self.classification_metric]
+
+    def __call__(self, scores: Mapping[str, Mapping[str, float]]) -> float:
+        total = weight_sum = 0.0
+        for task, row in scores.items():
+            w = float(self.task_weights.get(task, 1.0))
+            total += w * self.task_value(task, row)
+            weight_sum += w
+        value = total / weight_sum if weight_sum else WORST_FITNESS
+        return value if math.isfinite(value) else WORST_FITNESS
+
+
+# -- journal and checkpoint -----------------------------------------------------------------------
+class Journal:
+    """Append-only JSONL of finished evaluations; the source of truth for resuming and reporting."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.records: list[dict] = []
+        if self.path.is_file():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    self.records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    log.warning("%s: skipping a torn last line (killed mid-write)", self.path)
+
+    def find(self, generation: int, index: int) -> dict | None:
+        for r in self.records:
+            if r["generation"] == generation and r["index"] == index:
+                return r
+        return None
+
+    def append(self, record: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+            fh.flush()
+        self.records.append(record)
+
+    def best(self) -> dict | None:
+        ok = [r for r in self.records if r["status"] == "ok"]
+        return max(ok, key=lambda r: r["fitness"]) if ok else None
+
+
+def _save_checkpoint(path: Path, es, generation: int, pending: list[list[float]]) -> None:
+    import numpy as np
+
+    blob = pickle.dumps({"es": es, "generation": generation, "pending": pending,
+                         "np_random": np.random.get_state()})
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(blob)
+    tmp.replace(path)
+
+
+def _load_checkpoint(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    import numpy as np
+
+    state = pickle.loads(path.read_bytes())
+    np.random.set_state(state["np_random"])  # cma draws from numpy's global generator
+    return state
+
+
+# -- the search -----------------------------------------------------------------------------------
+@dataclass
+class SearchBudget:
+    popsize: int = 6
+    sigma: float = 0.2
+    max_evals: int = 24
+    max_seconds: float | None = None
+    seed: int = 0
+
+
+@dataclass
+class SearchResult:
+    best_genome: list[float]
+    best_params: dict
+    best_fitness: float
+    best_scores: dict
+    start_fitness: float | None
+    evaluations: int
+    seconds: float
+    journal: Path
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a search; the journal and checkpoint are consistent, rerun to continue."""
+
+
+def run_search(
+    space: GenomeSpace,
+    evaluate: Callable[[dict], dict],
+    fitness: FitnessSpec,
+    budget: SearchBudget,
+    workdir: Path,
+    x0: Sequence[float],
+    evaluate_many: Callable[[list[dict]], list[dict | Exception]] | None = None,
+    progress: Callable[[str], None] | None = print,
+) -> SearchResult:
+    """CMA-ES over ``space``; ``evaluate(params) -> {task: {metric: value}}``.
+
+    The starting point ``x0`` is evaluated first (generation -1), so the result can never be worse
+    than where the search started. ``evaluate_many`` (for example Ray workers) scores a whole
+    population at once; otherwise candidates are scored one by one. Resumes from ``workdir``.
+    """
+    import cma
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    journal = Journal(workdir / "journal.jsonl")
+    ckpt_path = workdir / "cma_state.pkl"
+    t_start = time.perf_counter()
+    spent_before = sum(r.get("seconds_total", 0.0) for r in journal.records)
+
+    def score(generation: int, population: list[list[float]]) -> list[float]:
+        todo = [(i, x) for i, x in enumerate(population) if journal.find(generation, i) is None]
+        params = [space.decode(x) for _, x in todo]
+        if todo:
+            if evaluate_many is not None:
+                outcomes = evaluate_many(params)
+            else:
+                outcomes = []
+                for p in params:
+                    outcomes.append(_safe(evaluate, p))
+            for (i, x), p, out in zip(todo, params, outcomes):
+                journal.append(_record(generation, i, x, p, out, fitness))
+        return [journal.find(generation, i)["fitness"] for i in range(len(population))]
+
+    with _sigint_as_interrupt():
+        state = _load_checkpoint(ckpt_path)
+        if state is None:
+            start = score(-1, [list(x0)])[0]
+            opts = {"seed": budget.seed + 1, "popsize": budget.popsize, "bounds": [0.0, 1.0],
+                    "verbose": -9, "maxfevals": max(1, budget.max_evals - 1)}
+            es = cma.CMAEvolutionStrategy(list(x0), budget.sigma, opts)
+            generation, pending = 0, es.ask()[:max(1, budget.max_evals - 1)]
+            _save_checkpoint(ckpt_path, es, generation, [list(map(float, x)) for x in pending])
+        else:
+            es, generation, pending = state["es"], state["generation"], state["pending"]
+            start_rec = journal.find(-1, 0)
+            start = start_rec["fitness"] if start_rec else None
+            if progress:
+                progress(f"resuming at generation {generation} ({len(journal.records)} evaluations done)")
+        while True:
+            fits = score(generation, [list(x) for x in pending])
+            evals = len(journal.records)
+            partial = len(pending) < budget.popsize  # the budget's last, cut-short generation
+            if not partial:
+                es.tell([list(x) for x in pending], [-f for f in fits])  # CMA-ES minimises
+            elapsed = spent_before + (time.perf_counter() - t_start)
+            best = journal.best()
+            if progress:
+                left = _time_left(evals, budget.max_evals, elapsed)
+                progress(f"gen {generation:3d} | best {best['fitness']:.4f} | mean {sum(fits) / len(fits):.4f} "
+                         f"| evals {evals}/{budget.max_evals} | {elapsed:6.0f} s | ~{left} left")
+            out_of_time = budget.max_seconds is not None and elapsed >= budget.max_seconds
+            if partial or evals >= budget.max_evals or out_of_time or es.stop():
+                break
+            generation += 1
+            # never more evaluations than the budget: the last generation may be cut short
+            pending = [list(map(float, x)) for x in es.ask()][:budget.max_evals - evals]
+            _save_checkpoint(ckpt_path, es, generation, pending)
+    best = journal.best()
+    if best is None:
+        raise RuntimeError(f"every candidate failed in {workdir}; see {journal.path}")
+    result = SearchResult(best_genome=best["genome"], best_params=best["params"], best_fitness=best["fitness"],
+                          best_scores=best["scores"], start_fitness=start, evaluations=len(journal.records),
+                          seconds=spent_before + time.perf_counter() - t_start, journal=journal.path)
+    write_json(workdir / "result.json", {k: (str(v) if isinstance(v, Path) else v)
+                                         for k, v in result.__dict__.items()})
+    return result
+
+
+def _safe(evaluate, params) -> dict | Exception:
+    try:
+        return evaluate(params)
+    except (KeyboardInterrupt, Interrupted):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a failed candidate must not end the run
+        return exc
+
+
+def _record(generation, index, x, params, outcome, fitness: FitnessSpec) -> dict:
+    rec = {"generation": generation, "index": index, "genome": [float(v) for v in x], "params": params}
+    if isinstance(outcome, Exception):
+        log.warning("candidate %d.%d failed (%s: %s); given the worst fitness", generation, index,
+                    type(outcome).__name__, outcome)
+        return {**rec, "status": "failed", "error": f"{type(outcome).__name__}: {outcome}",
+                "fitness": WORST_FITNESS, "scores": {}, "seconds_total": 0.0}
+    scores = outcome["scores"]
+    value = fitness(scores)
+    status = "ok" if value > WORST_FITNESS else "failed"
+    if status == "failed":
+        log.warning("candidate %d.%d scored a non-finite fitness; given the worst fitness", generation, index)
+    return {**rec, "status": status, "fitness": value, "scores": scores,
+            "seconds_merge": outcome.get("seconds_merge", 0.0), "seconds_eval": outcome.get("seconds_eval", 0.0),
+            "seconds_total": outcome.get("seconds_merge", 0.0) + outcome.get("seconds_eval", 0.0)}
+
+
+def _time_left(evals: int, max_evals: int, elapsed: float) -> str:
+    if evals <= 0:
+        return "?"
+    secs = elapsed / evals * max(0, max_evals - evals)
+    return f"{secs / 60:.1f} min" if secs >= 60 else f"{secs:.0f} s"
+
+
+class _sigint_as_interrupt:
+    """Ctrl-C raises Interrupted at a safe point (after the current candidate is journaled)."""
+
+    def __enter__(self):
+        self._old = signal.getsignal(signal.SIGINT)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        signal.signal(signal.SIGINT, self._old)
+        if exc_type is KeyboardInterrupt:
+            raise Interrupted("interrupted: the journal is consistent; run the same command again to resume") from exc
+        return False
+
+
+# -- plots ----------------------------------------------------------------------------------------
+def plot_fitness(journals: Mapping[str, Path], out: Path, title: str = "fitness over evaluations") -> Path:
+    """One line per search (best-so-far) plus its candidates as dots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, path in journals.items():
+        recs = Journal(path).records
+        ys = [r["fitness"] for r in recs]
+        best, curve = -math.inf, []
+        for y in ys:
+            best = max(best, y)
+            curve.append(best)
+        xs = list(range(1, len(ys) + 1))
+        line, = ax.plot(xs, curve, label=f"{label} (best so far)")
+        ax.scatter(xs, [y if y > WORST_FITNESS else float("nan") for y in ys], s=8, color=line.get_color(), alpha=0.4)
+    ax.set_xlabel("evaluation")
+    ax.set_ylabel("weak-set fitness")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(".tmp-" + out.name)
+    fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    tmp.replace(out)
+    return out
+
+
+# -- weak data ------------------------------------------------------------------------------------
+def build_weak_sets(cfg, tasks: Sequence[str], progress=print) -> Path:
+    """Write ``<output_dir>/weak/<task>/weak.jsonl``: a seeded, label-stratified sample of a non-test
+    split, relabelled by a teacher when configured. Written once; reused on resume."""
+    from .data import load_docs, write_jsonl
+
+    weak = cfg.evolve.weak
+    root = cfg.output_dir / "weak"
+    for task in tasks:
+        path = root / task / "weak.jsonl"
+        if path.is_file():
+            continue
+        docs = load_docs(task, weak.split, cfg.data, limit=weak.size, seed=weak.seed)
+        if weak.teacher:
+            docs = teacher_labels(cfg, task, docs, root)
+            if progress:
+                progress(f"weak set {task}: {len(docs)} examples of {weak.split}, labelled by {weak.teacher}")
+        write_jsonl(path, docs)
+    return root
+
+
+def teacher_labels(cfg, task: str, docs: list[dict], root: Path) -> list[dict]:
+    """Replace the gold labels of ``docs`` by a teacher's predictions (greedy / argmax)."""
+    from .evaluation import Evaluator
+    from .models import load_model_and_tokenizer, resolve_model
+    from .tasks import get_task
+
+    spec = get_task(task)
+    teacher = cfg.evolve.weak.teacher
+    ref = str(cfg.experts_dir / task) if teacher == "experts" else resolve_model(teacher)
+    model, tok = load_model_and_tokenizer(ref)
+    scratch = root / ".teacher" / task
+    from .data import write_jsonl
+
+    write_jsonl(scratch / "weak.jsonl", docs)
+    ev = Evaluator([spec], data=str(scratch), split="weak", batch_size=cfg.evolve.batch_size)
+    preds = ev.predict(ev.wrap(model, tok))[task]
+    out = []
+    for doc, pred in zip(docs, preds):
+        doc = dict(doc)
+        if spec.is_generative:
+            doc["triplets"] = [list(t) for t in pred]
+        else:
+            doc["label"] = pred
+        out.append(doc)
+    return out
+
+
+# -- stages ---------------------------------------------------------------------------------------
+MARKER = "memmcl_search.json"
+
+
+def stage_dir(cfg, key: str) -> Path:
+    return cfg.output_dir / "evolve" / key
+
+
+def member_path(cfg, member: str) -> Path:
+    """A member's model folder: an expert (task name) or an earlier search's model."""
+    if "/" in member:
+        return stage_dir(cfg, member) / "model"
+    return cfg.experts_dir / member
+
+
+class SearchRunner:
+    """Everything one search keeps in memory: the live model, the task vectors, the task objects."""
+
+    def __init__(self, cfg, plan, base_path: str, weak_root: Path):
+        import torch
+
+        from .evaluation import Evaluator
+        from .merge_methods.inprocess import MemmclMerger
+        from .models import load_model_and_tokenizer
+        from .tasks import get_task
+
+        self.cfg, self.plan = cfg, plan
+        paths = {m: member_path(cfg, m) for m in plan.members}
+        missing = [f"{m} ({p})" for m, p in paths.items() if not (p / "config.json").is_file()]
+        if missing:
+            raise FileNotFoundError(f"{plan.key}: member model(s) missing: {', '.join(missing)}; "
+                                    "train the experts (memmcl experts) / run the earlier stage first")
+        self.member_paths = paths
+        self.base_path = base_path
+        self.merger = MemmclMerger.from_paths(base_path, paths)
+        self.model, self.tok = load_model_and_tokenizer(base_path, dtype=torch.float32)
+        self.evaluator = Evaluator([get_task(t) for t in plan.tasks], data=str(weak_root), split="weak",
+                                   batch_size=cfg.evolve.batch_size)
+        self.lm = self.evaluator.wrap(self.model, self.tok)
+        s = plan.search
+        self.globals = {"consensus": s.consensus, "sparsify_method": s.sparsify_method, "seed": cfg.seed}
+
+    def full_params(self, decoded: Mapping) -> dict:
+        return {**self.globals, "experts": {m: dict(v) for m, v in decoded.items()}}
+
+    def apply(self, decoded: Mapping) -> float:
+        """Merge in place into the live model; returns seconds spent."""
+        import torch
+
+        t0 = time.perf_counter()
+        merged = self.merger.merge(self.full_params(decoded))
+        with torch.no_grad():
+            own = self.model.state_dict()
+            for name, tensor in merged.items():
+                own[name].copy_(tensor)
+        return time.perf_counter() - t0
+
+    def __call__(self, decoded: Mapping) -> dict:
+        seconds_merge = self.apply(decoded)
+        t0 = time.perf_counter()
+        with _quiet_progress_bars():  # one progress line per generation instead of lm-eval's bars
+            scores = self.evaluator.evaluate(self.lm)
+        return {"scores": scores, "seconds_merge": seconds_merge, "seconds_eval": time.perf_counter() - t0}
+
+
+class _quiet_progress_bars:
+    def __enter__(self):
+        self._old = os.environ.get("TQDM_DISABLE")
+        os.environ["TQDM_DISABLE"] = "1"
+
+    def __exit__(self, *exc):
+        if self._old is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = self._old
+        return False
+
+
+def run_plan(cfg, stages: Sequence[str] | None = None, progress=print) -> dict[str, dict]:
+    """Run every search of the plan (or of the named stages) in order; finished searches are skipped."""
+    from .experts import save_plain_model
+    from .io import read_json
+    from .models import resolve_model
+    from .recipes import write_recipe
+
+    base_path = resolve_model(cfg.base_model)
+    plans = [p for p in cfg.plan() if stages is None or p.stage in stages]
+    if not plans:
+        raise ValueError(f"no stage named {list(stages or [])}; stages are {[p.stage for p in cfg.plan()]}")
+    weak_root = build_weak_sets(cfg, sorted({t for p in plans for t in p.tasks}), progress)
+    results = {}
+    for plan in plans:
+        work = stage_dir(cfg, plan.key)
+        if (work / MARKER).is_file():
+            results[plan.key] = read_json(work / MARKER)
+            if progress:
+                progress(f"{plan.key}: done already (fitness {results[plan.key]['best_fitness']:.4f}), skipped")
+            continue
+        if progress:
+            progress(f"{plan.key}: evolving {len(plan.members)} members {plan.members} on {len(plan.tasks)} "
+                     f"weak task(s), budget {plan.search.max_evals} evaluations")
+        runner = SearchRunner(cfg, plan, base_path, weak_root)
+        s = plan.search
+        space = GenomeSpace(tuple(plan.members), s.layer_groups, s.evolve_density, tuple(s.weight_range),
+                            tuple(s.density_range))
+        init_w = s.init_weight if s.init_weight is not None else 1.0 / math.sqrt(len(plan.members))
+        fit = FitnessSpec(cfg.evolve.fitness.classification_metric, dict(cfg.evolve.fitness.task_weights))
+        budget = SearchBudget(s.popsize, s.sigma, s.max_evals, s.max_seconds, cfg.seed)
+        many = None
+        if cfg.evolve.parallel == "ray":
+            from .parallel import RayPool
+
+            many = RayPool(cfg, plan, base_path, weak_root, cfg.evolve.ray_workers)
+        try:
+            res = run_search(space, runner, fit, budget, work, space.encode(init_w, s.init_density),
+                             evaluate_many=many, progress=(lambda m, k=plan.key: progress(f"{k}: {m}"))
+                             if progress else None)
+        finally:
+            if many is not None:
+                many.close()
+        # Materialise the winner: the folder later stages and mergekit read, and its recipe.
+        runner.apply(res.best_params)
+        model_dir = work / "model"
+        tmp = work / f".model.tmp-{os.getpid()}"
+        save_plain_model(runner.model, runner.tok, tmp, save_dtype="bfloat16")
+        if model_dir.exists():
+            shutil.rmtree(model_dir)
+        os.replace(tmp, model_dir)
+        recipe = write_recipe(cfg.output_dir / "recipes" / f"{plan.stage}_{plan.group}.yml", base_path,
+                              {m: str(p) for m, p in runner.member_paths.items()},
+                              runner.full_params(res.best_params), dtype="float32", out_dtype="bfloat16",
+                              comment=f"MEM-MCL {plan.key}: best of {res.evaluations} CMA-ES evaluations, "
+                                      f"weak-set fitness {res.best_fitness:.4f} (start {res.start_fitness:.4f})")
+        plot_fitness({plan.key: res.journal}, work / "fitness.png", title=f"{plan.key} fitness")
+        summary = {**{k: (str(v) if isinstance(v, Path) else v) for k, v in res.__dict__.items()},
+                   "model": str(model_dir), "recipe": str(recipe), "members": plan.members, "tasks": plan.tasks}
+        write_json(work / MARKER, summary)
+        results[plan.key] = summary
+        del runner
+    _write_stage_aliases(cfg, results)
+    return results
+
+
+def _write_stage_aliases(cfg, results: Mapping[str, dict]) -> None:
+    """A stage with a single group also gets ``recipes/<stage>.yml`` (the unified one: stage2.yml)."""
+    by_stage: dict[str, list[str]] = {}
+    for key in results:
+        by_stage.setdefault(key.split("/")[0], []).append(key)
+    for stage, keys in by_stage.items():
+        if len(keys) == 1:
+            src = Path(results[keys[0]]["recipe"])
+            write_text(src.with_name(f"{stage}.yml"), src.read_text(encoding="utf-8"))
+
+
+def final_model_dir(cfg) -> Path:
+    """The model the last search of the plan produced."""
+    return stage_dir(cfg, cfg.plan()[-1].key) / "model"
+
+
+__all__ = [
+    "FitnessSpec",
+    "GenomeSpace",
+    "Journal",
+    "SearchBudget",
+    "SearchResult",
+    "build_weak_sets",
+    "final_model_dir",
+    "plot_fitness",
+    "run_plan",
+    "run_search",
+]

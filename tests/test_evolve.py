@@ -1,0 +1,218 @@
+"""The CMA-ES driver: genome, journal/resume, failures, and a real stage on tiny models."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from memmcl_merge.evolve import (
+    WORST_FITNESS,
+    FitnessSpec,
+    GenomeSpace,
+    Journal,
+    SearchBudget,
+    run_search,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_genome_decode_encode_round_trip():
+    space = GenomeSpace(("a", "b"), layer_groups=3, evolve_density=True, weight_range=(0.0, 2.0),
+                        density_range=(0.5, 1.0))
+    assert space.dim == 12
+    x = space.encode(weight=1.0, density=0.75)
+    params = space.decode(x)
+    assert params["a"] == {"weight": [1.0, 1.0, 1.0], "density": [0.75, 0.75, 0.75]}
+    scalar = GenomeSpace(("a",), layer_groups=1, evolve_density=False).decode([1.0])
+    assert scalar == {"a": {"weight": 1.5, "density": 1.0}}
+    with pytest.raises(ValueError, match="expected 12"):
+        space.decode([0.5])
+    # out-of-bounds genes are clipped, never passed on
+    assert GenomeSpace(("a",), evolve_density=False).decode([7.0])["a"]["weight"] == 1.5
+
+
+def test_fitness_uses_smooth_metric_and_rejects_nan():
+    fit = FitnessSpec("mix", {"b": 3.0})
+    scores = {"a": {"score": 0.5, "p_gold": 0.7}, "b": {"score": 0.25}}
+    assert fit(scores) == pytest.approx((0.6 + 3 * 0.25) / 4)
+    assert fit({"a": {"score": float("nan"), "p_gold": 0.5}}) == WORST_FITNESS
+
+
+def _quadratic(params):
+    """Peak at weight 0.9 for 'a' and 0.2 for 'b' (what a good merge search should find)."""
+    wa, wb = params["a"]["weight"], params["b"]["weight"]
+    return {"scores": {"t": {"score": 1.0 - (wa - 0.9) ** 2 - (wb - 0.2) ** 2}}}
+
+
+def test_search_improves_and_survives_failed_candidates(tmp_path):
+    space = GenomeSpace(("a", "b"), evolve_density=False)
+    calls = {"n": 0}
+
+    def flaky(params):
+        calls["n"] += 1
+        if calls["n"] % 5 == 0:
+            raise RuntimeError("out of memory (simulated)")
+        if calls["n"] % 7 == 0:
+            return {"scores": {"t": {"score": float("nan")}}}
+        return _quadratic(params)
+
+    res = run_search(space, flaky, FitnessSpec(), SearchBudget(popsize=6, sigma=0.3, max_evals=40, seed=1),
+                     tmp_path, space.encode(0.3, 1.0), progress=None)
+    recs = Journal(tmp_path / "journal.jsonl").records
+    assert len(recs) == 40 == res.evaluations  # never more than the budget
+    failed = [r for r in recs if r["status"] == "failed"]
+    assert failed and all(r["fitness"] == WORST_FITNESS for r in failed)
+    assert any("out of memory" in r.get("error", "") for r in failed)
+    assert res.best_fitness > res.start_fitness + 0.2
+    assert abs(res.best_params["a"]["weight"] - 0.9) < 0.25
+
+
+RESUME_SCRIPT = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    sys.path.insert(0, {tests!r})
+    from test_evolve import _quadratic
+    from memmcl_merge.evolve import FitnessSpec, GenomeSpace, SearchBudget, run_search
+
+    def slow(params):
+        time.sleep(float(sys.argv[2]))
+        return _quadratic(params)
+
+    space = GenomeSpace(("a", "b"), evolve_density=False)
+    res = run_search(space, slow, FitnessSpec(), SearchBudget(popsize=4, sigma=0.3, max_evals=20, seed=3),
+                     Path(sys.argv[1]), space.encode(0.3, 1.0), progress=None)
+    print("BEST", res.best_fitness)
+""")
+
+
+def _run_resume_script(workdir, delay, tmp_path):
+    script = tmp_path / "search.py"
+    script.write_text(RESUME_SCRIPT.format(tests=str(Path(__file__).parent)))
+    return subprocess.Popen([sys.executable, str(script), str(workdir), str(delay)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_kill_mid_run_and_resume_loses_nothing(tmp_path):
+    ref_dir, dir_ = tmp_path / "ref", tmp_path / "killed"
+    ref = _run_resume_script(ref_dir, 0.0, tmp_path)
+    assert ref.wait(timeout=120) == 0, ref.stderr.read()
+    proc = _run_resume_script(dir_, 0.15, tmp_path)
+    journal = dir_ / "journal.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if journal.is_file() and len(journal.read_text().splitlines()) >= 7:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # no chance to clean up
+    proc.wait(timeout=30)
+    before = journal.read_text().splitlines()
+    assert 7 <= len(before) < 20
+    again = _run_resume_script(dir_, 0.0, tmp_path)
+    assert again.wait(timeout=120) == 0, again.stderr.read()
+    after = journal.read_text().splitlines()
+    assert after[:len(before)] == before  # nothing finished was lost or redone
+    got = [(r["generation"], r["index"], r["genome"], r["fitness"]) for r in map(json.loads, after)]
+    want = [(r["generation"], r["index"], r["genome"], r["fitness"])
+            for r in map(json.loads, (ref_dir / "journal.jsonl").read_text().splitlines())]
+    assert got == want  # and the resumed run is the uninterrupted one
+
+
+# -- a real stage on tiny models ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def disagreeing_experts(tmp_path_factory, tiny_base_dir):
+    """A trained tweet_offensive expert (the tiny model learns it in seconds) and its anti-expert
+    (base - task vector), saved under the name tweet_irony: merged 1:1 they cancel out."""
+    import torch
+
+    from memmcl_merge.config import TrainConfig
+    from memmcl_merge.experts import save_plain_model, sft_train, task_train_rows
+    from memmcl_merge.models import load_model_and_tokenizer
+
+    root = tmp_path_factory.mktemp("evolve-run")
+    cfg = TrainConfig(method="full", learning_rate=3e-3, batch_size=16, max_examples=256, epochs=3,
+                      save_dtype="float32", dtype="float32", warmup_ratio=0.0)
+    rows = task_train_rows("tweet_offensive", "embedded", cfg)
+    res = sft_train(str(tiny_base_dir), None, rows, cfg, root / "experts" / "tweet_offensive", progress=False)
+    base, tok = load_model_and_tokenizer(str(tiny_base_dir))
+    expert = res.model
+    with torch.no_grad():
+        for (name, b), e in zip(base.state_dict().items(), expert.state_dict().values()):
+            b.copy_(2 * b - e)
+    save_plain_model(base, tok, root / "experts" / "tweet_irony", "float32")
+    return root
+
+
+def _stage_config(root, base_dir, **evolve):
+    from memmcl_merge.config import RunConfig
+
+    return RunConfig(output_dir=root / "out", base_model=str(base_dir), tasks=["tweet_offensive", "tweet_irony"],
+                     evolve={"stages": [{"name": "stage1", "groups": {"g": ["tweet_offensive", "tweet_irony"]},
+                                         "tasks": {"g": ["tweet_offensive"]}}],
+                             "search": {"popsize": 6, "max_evals": 19, "sigma": 0.3, "layer_groups": 2,
+                                        "evolve_density": False},
+                             "weak": {"size": 48}, "fitness": {"classification_metric": "p_gold"},
+                             "batch_size": 16, **evolve})
+
+
+def test_stage_improves_weak_fitness_and_recipe_reproduces_weights(disagreeing_experts, tiny_base_dir):
+    from safetensors.torch import load_file
+
+    from memmcl_merge.evolve import run_plan
+
+    cfg = _stage_config(disagreeing_experts, tiny_base_dir)
+    (disagreeing_experts / "out").mkdir(exist_ok=True)  # the run reads its experts from <output_dir>/experts
+    if not (disagreeing_experts / "out" / "experts").exists():
+        os.symlink(disagreeing_experts / "experts", disagreeing_experts / "out" / "experts")
+    res = run_plan(cfg, progress=None)["stage1/g"]
+    assert res["best_fitness"] >= res["start_fitness"] + 0.03, res
+    weights = res["best_params"]["tweet_offensive"]["weight"]
+    anti = res["best_params"]["tweet_irony"]["weight"]
+    assert sum(weights) > sum(anti)  # it learned to trust the real expert over its negation
+
+    recipe = Path(res["recipe"])
+    assert recipe.is_file() and (recipe.parent / "stage1.yml").is_file()
+    out = disagreeing_experts / "mergekit-out"
+    exe = Path(sys.executable).with_name("mergekit-yaml")
+    proc = subprocess.run([str(exe), str(recipe), str(out), "--copy-tokenizer"], capture_output=True, text=True,
+                          timeout=300, check=False, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ours = load_file(str(Path(res["model"]) / "model.safetensors"))
+    theirs = {}
+    for f in out.glob("*.safetensors"):
+        theirs.update(load_file(str(f)))
+    assert set(ours) == set(theirs)
+    worst = max(float((ours[k].float() - theirs[k].float()).abs().max()) for k in ours)
+    assert worst <= 1e-6, f"mergekit-yaml differs from the driver's weights by {worst}"
+    assert math.isfinite(worst)
+    # a finished search is skipped on the next call
+    t0 = time.perf_counter()
+    again = run_plan(cfg, progress=None)["stage1/g"]
+    assert again["best_fitness"] == res["best_fitness"] and time.perf_counter() - t0 < 30
+
+
+@pytest.mark.slow
+def test_ray_workers_write_the_serial_journal(disagreeing_experts, tiny_base_dir, tmp_path):
+    pytest.importorskip("ray")
+    from memmcl_merge.evolve import run_plan
+
+    journals = {}
+    for mode in ("serial", "ray"):
+        out = tmp_path / mode
+        out.mkdir()
+        os.symlink(disagreeing_experts / "experts", out / "experts")
+        cfg = _stage_config(disagreeing_experts, tiny_base_dir, parallel=mode, ray_workers=2)
+        cfg = cfg.model_copy(update={"output_dir": out,
+                                     "evolve": cfg.evolve.model_copy(update={
+                                         "search": cfg.evolve.search.model_copy(update={"max_evals": 7})})})
+        run_plan(cfg, progress=None)
+        journals[mode] = [(r["genome"], round(r["fitness"], 5))
+                          for r in Journal(out / "evolve" / "stage1" / "g" / "journal.jsonl").records]
+    assert journals["ray"] == journals["serial"]
