@@ -153,6 +153,33 @@ def eval_cmd(model_ref, task_names, data, split, limit, demos, batch_size, out) 
                          "demos": demos, **res})
 
 
+# -- experts -------------------------------------------------------------------------------------
+@main.command("experts")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--tasks", "task_names", default=None,
+              help="Comma-separated subset of the config's expert tasks (default: all of them).")
+@click.option("--quiet", is_flag=True, help="No progress bars or per-expert log lines.")
+@_fail_cleanly
+def experts_cmd(config: Path, task_names: str | None, quiet: bool) -> None:
+    """Fine-tune one expert per task (TRL SFT, LoRA merged back) into <output_dir>/experts/<task>.
+
+    Complete experts are skipped; an interrupted run leaves no half folder and resumes where it stopped.
+    """
+    from .config import load_config
+    from .experts import format_results, train_experts
+
+    cfg = load_config(config)
+    tasks = None
+    if task_names:
+        tasks = [t.strip().removeprefix("sentiment_") for t in task_names.split(",") if t.strip()]
+        unknown = [t for t in tasks if t not in cfg.expert_tasks()]
+        if unknown:
+            raise MemmclError(f"--tasks {','.join(unknown)}: not among the config's expert tasks "
+                              f"({', '.join(cfg.expert_tasks())})")
+    results = train_experts(cfg, progress=not quiet, tasks=tasks)
+    click.echo(format_results(results))
+
+
 def run() -> None:  # pragma: no cover - console entry for `python -m memmcl_merge`
     main(prog_name="memmcl")
 
