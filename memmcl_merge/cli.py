@@ -180,6 +180,80 @@ def experts_cmd(config: Path, task_names: str | None, quiet: bool) -> None:
     click.echo(format_results(results))
 
 
+def _load(config: Path):
+    from .config import load_config
+
+    return load_config(config)
+
+
+# -- evolve --------------------------------------------------------------------------------------
+@main.command("evolve")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--stage", default="all", show_default=True,
+              help="Stage to run: a stage name of the config (stage1, stage2, ...), 1, 2 or 'all'.")
+@_fail_cleanly
+def evolve_cmd(config: Path, stage: str) -> None:
+    """CMA-ES evolution of the merge, stage by stage, on weak data; writes mergekit recipes."""
+    from .evolve import run_plan
+
+    cfg = _load(config)
+    names = [p.stage for p in cfg.plan()]
+    wanted = None if stage == "all" else [f"stage{stage}" if stage.isdigit() else stage]
+    if wanted and wanted[0] not in names:
+        raise MemmclError(f"no stage {stage!r} in {config}; stages are {', '.join(dict.fromkeys(names))}")
+    results = run_plan(cfg, stages=wanted)
+    for key, r in results.items():
+        click.echo(f"{key:20} fitness {r['start_fitness']:.4f} -> {r['best_fitness']:.4f} "
+                   f"({r['evaluations']} evals)  recipe {r['recipe']}")
+
+
+# -- curriculum ----------------------------------------------------------------------------------
+@main.group()
+def curriculum() -> None:
+    """Meta-data driven curriculum: see the plan, or train it."""
+
+
+@curriculum.command("plan")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@_fail_cleanly
+def curriculum_plan(config: Path) -> None:
+    """Print the task order and every part of each task's difficulty score."""
+    from .curriculum import format_plan, plan_curriculum
+
+    cfg = _load(config)
+    click.echo(format_plan(plan_curriculum(cfg), cfg.curriculum.weights.model_dump()))
+
+
+@curriculum.command("train")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@_fail_cleanly
+def curriculum_train(config: Path) -> None:
+    """Curriculum SFT of the winning merge (easy -> hard), LoRA merged back."""
+    from .curriculum import run_curriculum
+
+    rec = run_curriculum(_load(config))
+    click.echo(f"order: {' -> '.join(rec['order'])}")
+
+
+# -- the whole pipeline --------------------------------------------------------------------------
+@main.command("run")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--until", default=None, help="Stop after this step (experts, evolve, curriculum, evaluate, report).")
+@_fail_cleanly
+def run_cmd(config: Path, until: str | None) -> None:
+    """experts -> stage 1 -> stage 2 -> curriculum -> evaluation -> report; resumes where it stopped."""
+    import time
+
+    from .pipeline import run_pipeline
+
+    cfg = _load(config)  # validated in full before any work starts
+    t0 = time.perf_counter()
+    out = run_pipeline(cfg, config_path=config, until=until)
+    click.echo(f"\ndone in {(time.perf_counter() - t0) / 60:.1f} min")
+    click.echo(f"report:      {out['report']}")
+    click.echo(f"final model: {out['final_model']}")
+
+
 def run() -> None:  # pragma: no cover - console entry for `python -m memmcl_merge`
     main(prog_name="memmcl")
 

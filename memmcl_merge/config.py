@@ -123,6 +123,34 @@ class EvolveConfig(_Strict):
     ray_workers: int = Field(2, ge=1)
 
 
+class DifficultyWeights(_Strict):
+    """Weights of the difficulty features (see memmcl_merge/curriculum.py); 0 switches one off."""
+
+    classes: float = Field(1.0, ge=0.0)
+    structure: float = Field(1.0, ge=0.0)
+    input_length: float = Field(0.5, ge=0.0)
+    label_entropy: float = Field(0.5, ge=0.0)
+    base_gap: float = Field(1.0, ge=0.0)
+    merge_gap: float = Field(1.0, ge=0.0)
+
+
+class CurriculumConfig(_Strict):
+    enabled: bool = True
+    weights: DifficultyWeights = DifficultyWeights()
+    replay: float = Field(0.25, ge=0.0, le=1.0, description="Share of each phase replayed from easier phases.")
+    start_model: str | None = Field(None, description="Default: the model of the last evolution search.")
+    train: TrainConfig = TrainConfig(learning_rate=1e-4, max_examples=64, num_demos=1)
+
+
+class FinalEvalConfig(_Strict):
+    """The scores in the run report: base, merged and final model on a held-out split."""
+
+    split: str = "test"
+    limit: int | None = Field(64, ge=1, description="Stratified sample per task (None: the whole split).")
+    num_demos: int = Field(0, ge=0)
+    batch_size: int = Field(16, ge=1)
+
+
 class SearchPlan(NamedTuple):
     stage: str
     group: str
@@ -148,6 +176,8 @@ class RunConfig(_Strict):
     seed: int = 0
     experts: ExpertsConfig = ExpertsConfig()
     evolve: EvolveConfig = EvolveConfig()
+    curriculum: CurriculumConfig = CurriculumConfig()
+    final_eval: FinalEvalConfig = FinalEvalConfig()
 
     @field_validator("tasks")
     @classmethod
@@ -248,4 +278,7 @@ def load_config(path: str | Path) -> RunConfig:
         raise ConfigError(f"{path}: invalid config\n" + "\n".join(lines)) from None
     # Relative paths are taken from the working directory (as mergekit does for its recipes) and
     # fixed now, so later stages see the same folders even if the process changes directory.
-    return cfg.model_copy(update={"output_dir": cfg.output_dir.expanduser().resolve()})
+    update = {"output_dir": cfg.output_dir.expanduser().resolve()}
+    if cfg.data != "embedded" and not cfg.data.startswith("hf:") and Path(cfg.data).expanduser().is_dir():
+        update["data"] = str(Path(cfg.data).expanduser().resolve())
+    return cfg.model_copy(update=update)

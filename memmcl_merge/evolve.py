@@ -451,7 +451,17 @@ class SearchRunner:
         self.globals = {"consensus": s.consensus, "sparsify_method": s.sparsify_method, "seed": cfg.seed}
 
     def full_params(self, decoded: Mapping) -> dict:
-        return {**self.globals, "experts": {m: dict(v) for m, v in decoded.items()}}
+        """Genome values -> memmcl params. Embeddings and lm_head stay dense (density 1): sparsifying
+        the 28M-entry embedding is the slowest part of a merge and its rows are mostly untouched
+        by SFT anyway; their weight is the first layer group's."""
+        experts = {}
+        for m, v in decoded.items():
+            p = dict(v)
+            if p.get("density", 1.0) != 1.0:
+                p["density"] = [{"filter": "embed_tokens", "value": 1.0}, {"filter": "lm_head", "value": 1.0},
+                                {"value": p["density"]}]
+            experts[m] = p
+        return {**self.globals, "experts": experts}
 
     def apply(self, decoded: Mapping) -> float:
         """Merge in place into the live model; returns seconds spent."""

@@ -1,0 +1,182 @@
+"""Meta-data driven curriculum SFT on the winning merge: easy tasks first, hard tasks last.
+
+Difficulty of a task = weighted mean of features in [0, 1] (weights in the ``curriculum.weights``
+section of the run YAML; a feature whose signal is missing is left out and the rest re-weighted):
+
+=============  =========================================================================
+classes        log2(number of classes) / log2(largest number of classes in the run)
+structure      1 for structured output (triplets), 0 for a single label
+input_length   mean words per input / the longest mean in the run
+label_entropy  entropy of the training labels / log2(number of classes)  (balanced = harder)
+base_gap       1 - the base model's dev score (recorded by the experts step)
+merge_gap      the expert's dev score - the merged model's weak-set score, clipped at 0
+               (what merging lost on that task, so what the curriculum has to win back)
+=============  =========================================================================
+
+Training is ONE TRL run over the concatenated phases with a sequential sampler, not one run per
+phase: a single learning-rate schedule and optimiser state carry across the whole curriculum
+(separate runs would restart warm-up and Adam moments at every phase). Each phase is one task, in
+order of difficulty, shuffled inside, plus ``replay`` x its size of examples drawn from the easier
+phases already seen, so later phases do not erase earlier ones.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .tasks import TaskMeta, get_task
+
+MARKER = "memmcl_curriculum.json"
+FEATURES = ("classes", "structure", "input_length", "label_entropy", "base_gap", "merge_gap")
+
+
+@dataclass(frozen=True)
+class TaskDifficulty:
+    task: str
+    parts: dict[str, float]  # feature -> value in [0, 1] (only features with a signal)
+    score: float
+
+
+def measured_signals(cfg) -> dict[str, dict[str, float]]:
+    """Per task: the base's and the expert's dev scores (experts step) and the merged model's
+    weak-set score (last evolution search), where those steps have run."""
+    from .evolve import MARKER as SEARCH_MARKER
+    from .evolve import stage_dir
+    from .experts import MARKER as EXPERT_MARKER
+    from .io import read_json
+
+    out: dict[str, dict[str, float]] = {t: {} for t in cfg.tasks}
+    for t in cfg.tasks:
+        marker = cfg.experts_dir / t / EXPERT_MARKER
+        if marker.is_file():
+            dev = read_json(marker).get("dev", {})
+            if (dev.get("base") or {}).get("score") is not None:
+                out[t]["base"] = float(dev["base"]["score"])
+            if (dev.get("expert") or {}).get("score") is not None:
+                out[t]["expert"] = float(dev["expert"]["score"])
+    last = stage_dir(cfg, cfg.plan()[-1].key) / SEARCH_MARKER
+    if last.is_file():
+        for t, row in read_json(last).get("best_scores", {}).items():
+            if t in out:
+                out[t]["merged"] = float(row["score"])
+    return out
+
+
+def plan_curriculum(cfg, metas: Mapping[str, TaskMeta] | None = None,
+                    signals: Mapping[str, Mapping[str, float]] | None = None) -> list[TaskDifficulty]:
+    """Tasks of the run, easiest first, each with the parts of its difficulty score."""
+    from .data import load_docs
+
+    tasks = list(cfg.tasks)
+    if metas is None:
+        metas = {t: TaskMeta.measure(get_task(t), load_docs(t, "train", cfg.data)) for t in tasks}
+    if signals is None:
+        signals = measured_signals(cfg)
+    weights = cfg.curriculum.weights.model_dump()
+    max_classes = max(metas[t].num_classes for t in tasks)
+    max_len = max(metas[t].mean_input_words for t in tasks)
+    out = []
+    for t in tasks:
+        m, s = metas[t], signals.get(t, {})
+        parts = {
+            "classes": math.log2(m.num_classes) / math.log2(max_classes) if max_classes > 1 else 0.0,
+            "structure": 1.0 if m.output_structure != "label" else 0.0,
+            "input_length": m.mean_input_words / max_len if max_len else 0.0,
+            "label_entropy": m.label_entropy / math.log2(m.num_classes) if m.num_classes > 1 else 0.0,
+        }
+        if "base" in s:
+            parts["base_gap"] = min(1.0, max(0.0, 1.0 - s["base"]))
+        if "expert" in s and "merged" in s:
+            parts["merge_gap"] = min(1.0, max(0.0, s["expert"] - s["merged"]))
+        used = {k: v for k, v in parts.items() if weights.get(k, 0.0) > 0}
+        total_w = sum(weights[k] for k in used)
+        score = sum(weights[k] * v for k, v in used.items()) / total_w if total_w else 0.0
+        out.append(TaskDifficulty(t, {k: round(v, 4) for k, v in parts.items()}, round(score, 4)))
+    return sorted(out, key=lambda d: (d.score, d.task))
+
+
+def format_plan(plan: Sequence[TaskDifficulty], weights: Mapping[str, float]) -> str:
+    head = f"{'#':>2} {'task':16} {'difficulty':>10} " + " ".join(f"{f:>13}" for f in FEATURES)
+    lines = [head, " " * 30 + "weights: " + " ".join(f"{weights.get(f, 0):>13g}" for f in FEATURES[:-1])
+             + f" {weights.get(FEATURES[-1], 0):>13g}"]
+    for i, d in enumerate(plan, 1):
+        cells = " ".join(f"{d.parts[f]:>13.3f}" if f in d.parts else f"{'-':>13}" for f in FEATURES)
+        lines.append(f"{i:>2} {d.task:16} {d.score:>10.3f} {cells}")
+    return "\n".join(lines)
+
+
+def curriculum_rows(cfg, plan: Sequence[TaskDifficulty]) -> tuple[list[dict], list[dict]]:
+    """The SFT rows in training order, and per row its phase and task (for checks and the report)."""
+    from .experts import task_train_rows
+
+    cur = cfg.curriculum
+    rng = random.Random(f"curriculum:{cfg.seed}")
+    rows, index, seen = [], [], []
+    for phase, d in enumerate(plan):
+        own = [dict(r, task=d.task) for r in task_train_rows(d.task, cfg.data, cur.train)]
+        k = round(cur.replay * len(own)) if seen else 0
+        replay = rng.sample(seen, min(k, len(seen)))
+        block = own + replay
+        rng.shuffle(block)
+        for r in block:
+            rows.append({"prompt": r["prompt"], "completion": r["completion"]})
+            index.append({"phase": phase, "task": r["task"], "replay": r["task"] != d.task})
+        seen.extend(own)
+    return rows, index
+
+
+def start_model_dir(cfg) -> Path:
+    from .evolve import final_model_dir
+
+    return Path(cfg.curriculum.start_model) if cfg.curriculum.start_model else final_model_dir(cfg)
+
+
+def curriculum_dir(cfg) -> Path:
+    return cfg.output_dir / "curriculum"
+
+
+def run_curriculum(cfg, progress=print) -> dict:
+    """Train the merged model easy -> hard into ``<output_dir>/curriculum/model`` (complete or absent)."""
+    from .experts import sft_train
+    from .io import read_json, write_json
+
+    work = curriculum_dir(cfg)
+    marker = work / "model" / MARKER
+    if marker.is_file():
+        if progress:
+            progress(f"curriculum: done already ({work / 'model'}), skipped")
+        return read_json(marker)
+    start = start_model_dir(cfg)
+    if not (start / "config.json").is_file():
+        raise FileNotFoundError(f"curriculum: no start model at {start}; run the evolution first (memmcl evolve)")
+    plan = plan_curriculum(cfg)
+    if progress:
+        progress("curriculum plan (easiest first):\n" + format_plan(plan, cfg.curriculum.weights.model_dump()))
+    rows, index = curriculum_rows(cfg, plan)
+    work.mkdir(parents=True, exist_ok=True)
+    for stale in work.glob(".model.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)  # a killed run's half-written model
+    tmp = work / f".model.tmp-{os.getpid()}"
+    t0 = time.perf_counter()
+    res = sft_train(str(start), None, rows, cfg.curriculum.train, tmp, sequential=True, progress=bool(progress))
+    record = {"start_model": str(start), "order": [d.task for d in plan],
+              "plan": [d.__dict__ for d in plan], "rows": len(rows),
+              "phases": [{"task": d.task, "rows": sum(1 for i in index if i["phase"] == p)}
+                         for p, d in enumerate(plan)],
+              "config": cfg.curriculum.model_dump(mode="json"), "seconds": time.perf_counter() - t0,
+              "train": res.to_json()}
+    write_json(tmp / MARKER, record)
+    final = work / "model"
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    if progress:
+        progress(f"curriculum: {len(rows)} examples in {record['seconds']:.0f} s -> {final}")
+    return record

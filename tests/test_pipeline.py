@@ -1,0 +1,149 @@
+"""Curriculum plan and order, and the whole pipeline on tiny models: resume, report, model card."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from memmcl_merge.config import ConfigError, RunConfig, load_config
+from memmcl_merge.curriculum import curriculum_rows, format_plan, plan_curriculum
+from memmcl_merge.tasks import TASKS, TaskMeta
+
+
+def _meta(task, words=10.0, entropy=1.0):
+    spec = TASKS[task]
+    return TaskMeta(spec.num_classes, spec.output_structure, words, entropy, 100)
+
+
+def test_difficulty_plan_orders_tasks_and_shows_its_parts():
+    cfg = RunConfig(tasks=["sst2", "sst5", "aste_lap14", "tweet_irony"])
+    metas = {"sst2": _meta("sst2", 10), "sst5": _meta("sst5", 10, 2.0), "aste_lap14": _meta("aste_lap14", 20, 1.5),
+             "tweet_irony": _meta("tweet_irony", 10)}
+    signals = {"sst2": {"base": 0.9, "expert": 0.95, "merged": 0.94}, "tweet_irony": {"base": 0.2,
+               "expert": 0.8, "merged": 0.3}}
+    plan = plan_curriculum(cfg, metas, signals)
+    order = [d.task for d in plan]
+    assert order[0] == "sst2" and order[-1] == "aste_lap14"
+    irony = next(d for d in plan if d.task == "tweet_irony")
+    assert irony.parts["base_gap"] == pytest.approx(0.8) and irony.parts["merge_gap"] == pytest.approx(0.5)
+    assert "merge_gap" not in next(d for d in plan if d.task == "sst5").parts  # no signal: left out
+    text = format_plan(plan, cfg.curriculum.weights.model_dump())
+    assert "label_entropy" in text and "aste_lap14" in text.splitlines()[-1]
+    # weights steer the order: only the measured gap counts -> irony (big gap) after sst2
+    only_gap = cfg.model_copy(update={"curriculum": cfg.curriculum.model_copy(update={
+        "weights": cfg.curriculum.weights.model_copy(update={"classes": 0, "structure": 0, "input_length": 0,
+                                                              "label_entropy": 0})})})
+    assert [d.task for d in plan_curriculum(only_gap, metas, signals)][-1] == "tweet_irony"
+
+
+def test_the_trainer_sees_examples_in_curriculum_order(tiny_base_dir, tmp_path):
+    from memmcl_merge.experts import make_trainer
+
+    cfg = RunConfig(tasks=["tweet_offensive", "sst5", "aste_res14"], data="embedded",
+                    curriculum={"replay": 0.5, "train": {"max_examples": 6, "batch_size": 4, "num_demos": 1}})
+    metas = {t: _meta(t) for t in cfg.tasks}
+    plan = plan_curriculum(cfg, metas, {})
+    assert [d.task for d in plan] == ["tweet_offensive", "sst5", "aste_res14"]
+    rows, index = curriculum_rows(cfg, plan)
+    assert [i["phase"] for i in index] == sorted(i["phase"] for i in index)
+    assert sum(i["replay"] for i in index) == 3 + 3  # each later phase adds half its size of earlier rows
+    trainer, _ = make_trainer(str(tiny_base_dir), None, rows, cfg.curriculum.train, tmp_path,
+                              sequential=True, progress=False)
+    tok = trainer.processing_class
+    seen = []
+    for batch in trainer.get_train_dataloader():
+        for ids, labels in zip(batch["input_ids"], batch["labels"]):
+            prompt_ids = [i for i, lab in zip(ids.tolist(), labels.tolist()) if lab == -100 and i != tok.pad_token_id]
+            seen.append(tok.decode(prompt_ids))
+    expected = [r["prompt"] for r in rows]
+    assert len(seen) == len(expected)
+    assert all(s.strip().endswith(e.strip()[-60:]) for s, e in zip(seen, expected))
+
+
+def test_config_errors_name_the_key(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("tasks: [sst2, nope]\n")
+    with pytest.raises(ConfigError, match=r"tasks: Value error, unknown task\(s\) \['nope'\]"):
+        load_config(bad)
+    bad.write_text("experts: {train: {learning_rate: -1}}\n")
+    with pytest.raises(ConfigError, match="experts.train.learning_rate"):
+        load_config(bad)
+    bad.write_text("evolve: {stages: [{name: s1, groups: {g: [sst2, stage0/x]}}]}\n")
+    with pytest.raises(ConfigError, match="member 'stage0/x' is neither"):
+        load_config(bad)
+    bad.write_text("tasks: [sst2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    bad.write_text("experts: {trian: {}}\n")
+    with pytest.raises(ConfigError, match="experts.trian: Extra inputs are not permitted"):
+        load_config(bad)
+
+
+def _tiny_pipeline_yaml(path: Path, base_dir: Path, out: Path) -> Path:
+    cfg = {
+        "name": "tiny", "output_dir": str(out), "base_model": str(base_dir), "data": "embedded",
+        "tasks": ["tweet_offensive", "tweet_hate", "aste_lap14"],
+        "experts": {"dev_limit": 8, "train": {"method": "full", "learning_rate": 3e-3, "batch_size": 16,
+                                              "epochs": 2, "max_examples": 64, "save_dtype": "float32"}},
+        "evolve": {"weak": {"size": 8}, "search": {"popsize": 4, "max_evals": 5, "layer_groups": 2},
+                   "batch_size": 16},
+        "curriculum": {"train": {"method": "full", "learning_rate": 1e-3, "max_examples": 8, "batch_size": 8,
+                                 "save_dtype": "float32"}},
+        "final_eval": {"split": "test", "limit": 8},
+    }
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _memmcl(args, **kw):
+    exe = Path(sys.executable).with_name("memmcl")
+    return subprocess.Popen([str(exe), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"}, **kw)
+
+
+def test_pipeline_killed_between_and_inside_steps_resumes_and_reports(tmp_path, tiny_base_dir):
+    out = tmp_path / "run"
+    config = _tiny_pipeline_yaml(tmp_path / "tiny.yml", tiny_base_dir, out)
+    # 1. stop cleanly between steps (after the experts), as a user's --until or a crash there would
+    proc = _memmcl(["run", str(config), "--until", "experts"])
+    log = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 0, log[-3000:]
+    markers = {t: (out / "experts" / t / "memmcl_expert.json").stat().st_mtime for t in
+               ("tweet_offensive", "tweet_hate", "aste_lap14")}
+    # 2. kill it hard inside the evolution step, once a candidate has been journaled
+    proc = _memmcl(["run", str(config)])
+    journal = out / "evolve" / "stage1" / "absa" / "journal.jsonl"  # the first search of the plan
+    deadline = time.time() + 300
+    while time.time() < deadline and not (journal.is_file() and journal.read_text().count("\n") >= 2):
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before it could be killed: {proc.stdout.read()[-3000:]}")
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    kept = journal.read_text().splitlines()
+    assert len(kept) >= 2
+    # 3. run again: finishes, keeps the journaled candidates, does not retrain experts
+    proc = _memmcl(["run", str(config)])
+    log = proc.communicate(timeout=900)[0]
+    assert proc.returncode == 0, log[-3000:]
+    assert "[experts] done already, skipped" in log
+    assert journal.read_text().splitlines()[:len(kept)] == kept
+    for t, mtime in markers.items():
+        assert (out / "experts" / t / "memmcl_expert.json").stat().st_mtime == mtime
+    state = json.loads((out / "pipeline.json").read_text())
+    assert all(state["steps"][s]["status"] == "done" for s in ("experts", "evolve", "curriculum", "evaluate"))
+    report = (out / "report.md").read_text()
+    assert "| tweet_offensive |" in report and "base" in report and "final" in report
+    assert (out / "report_fitness.png").is_file() and (out / "recipes" / "stage2.yml").is_file()
+    final = out / "curriculum" / "model"
+    assert (final / "README.md").read_text().startswith("---\nlibrary_name: transformers")
+    from transformers import AutoModelForCausalLM
+
+    assert AutoModelForCausalLM.from_pretrained(final).num_parameters() > 0
+    assert "report:" in log and "final model:" in log
