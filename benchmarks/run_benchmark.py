@@ -90,7 +90,200 @@ def _tasks(args) -> list[str]:
     return [t.name for t in resolve_tasks(args.tasks)]
 
 
-STEPS = {"zero_shot": step_zero_shot}
+BENCH_CONFIG = HERE / "bench.yml"
+
+
+def bench_config(args):
+    """The run YAML of the benchmark (real data, budgets sized for 2 CPU cores; see bench.yml)."""
+    from memmcl_merge.config import load_config
+
+    cfg = load_config(args.config)
+    return cfg.model_copy(update={"data": str(args.data.resolve())})
+
+
+def step_experts(args) -> None:
+    """Train one expert per task on its train split, then the experts x tasks matrix (issue 4)."""
+    from memmcl_merge.experts import train_experts
+    from memmcl_merge.models import resolve_model
+
+    cfg = bench_config(args)
+    res = Results("experts")
+    res.meta(machine=machine(), data=str(args.data), split=args.split, limit=args.limit,
+             train=cfg.experts.train.model_dump(mode="json"), command=" ".join(["python", *sys.argv]))
+    t0 = time.perf_counter()
+    trained = train_experts(cfg)
+    res.meta(train_seconds_this_call=time.perf_counter() - t0,
+             training={r.task: {k: r.record.get(k) for k in ("num_examples", "steps", "examples_per_s",
+                                                             "train_loss", "wall_s")} for r in trained})
+    models = {"base": resolve_model(cfg.base_model), **{f"expert:{r.task}": str(r.folder) for r in trained}}
+    for name, ref in models.items():
+        if res.has(name):
+            continue
+        res.put(name, score_model(ref, str(args.data), args.split, args.limit, tasks=list(cfg.tasks)))
+        print(f"{name}: mean {res.data['systems'][name]['means']['all']:.3f}", flush=True)
+
+
+def step_evolve(args) -> None:
+    """Stage 1 + stage 2 on the benchmark experts; seconds per candidate against the user's path
+    (mergekit-yaml + the lm_eval command); the stage-2 model on the test split (issue 6)."""
+    import shutil
+
+    from memmcl_merge.evolve import final_model_dir, run_plan
+
+    cfg = bench_config(args)
+    res = Results("evolve")
+    res.meta(machine=machine(), data=str(args.data), split=args.split, limit=args.limit,
+             evolve=cfg.evolve.model_dump(mode="json"), command=" ".join(["python", *sys.argv]))
+    if not res.has("searches"):
+        t0 = time.perf_counter()
+        searches = run_plan(cfg)
+        res.put("searches", {"seconds_this_call": time.perf_counter() - t0,
+                             **{k: {f: v[f] for f in ("start_fitness", "best_fitness", "evaluations", "seconds",
+                                                       "best_params", "best_scores", "recipe")}
+                                for k, v in searches.items()}})
+        for k, v in searches.items():
+            png = Path(v["journal"]).parent / "fitness.png"
+            if png.is_file():
+                shutil.copyfile(png, RESULTS / f"fitness_{k.replace('/', '_')}.png")
+    if not res.has("speed"):
+        res.put("speed", candidate_speed(cfg))
+    if not res.has("stage2"):
+        res.put("stage2", score_model(str(final_model_dir(cfg)), str(args.data), args.split, args.limit,
+                                      tasks=list(cfg.tasks)))
+
+
+def candidate_speed(cfg, repeats: int = 3) -> dict:
+    """One stage-1 candidate, both ways, on the same model and weak set: ours (merge in place +
+    in-process lm-eval) against mergekit-yaml + the lm_eval command as subprocesses."""
+    import json
+    import subprocess
+    import tempfile
+
+    from memmcl_merge.evolve import SearchRunner, build_weak_sets, stage_dir
+    from memmcl_merge.lm_tasks import evals_dir
+    from memmcl_merge.models import resolve_model
+    from memmcl_merge.recipes import write_recipe
+
+    plan = cfg.plan()[0]
+    base = resolve_model(cfg.base_model)
+    weak = build_weak_sets(cfg, plan.tasks)
+    best = json.loads((stage_dir(cfg, plan.key) / "memmcl_search.json").read_text())["best_params"]
+    t0 = time.perf_counter()
+    runner = SearchRunner(cfg, plan, base, weak)
+    setup = time.perf_counter() - t0
+    merges, evals = [], []
+    for _ in range(repeats):
+        out = runner(best)
+        merges.append(out["seconds_merge"])
+        evals.append(out["seconds_eval"])
+    ours = (sum(merges) + sum(evals)) / repeats
+    bin_dir = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory() as tmp:
+        recipe = write_recipe(Path(tmp) / "cand.yml", base, {m: str(p) for m, p in runner.member_paths.items()},
+                              runner.full_params(best), dtype="float32", out_dtype="bfloat16")
+        t0 = time.perf_counter()
+        subprocess.run([str(bin_dir / "mergekit-yaml"), str(recipe), f"{tmp}/out", "--copy-tokenizer"],
+                       check=True, capture_output=True)
+        t_merge = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        subprocess.run([str(bin_dir / "lm_eval"), "--model", "hf", "--model_args",
+                        f"pretrained={tmp}/out,dtype=float32", "--include_path", str(evals_dir()),
+                        "--tasks", ",".join(f"sentiment_{t}" for t in plan.tasks), "--device", "cpu",
+                        "--batch_size", str(cfg.evolve.batch_size),
+                        "--metadata", json.dumps({"data": str(weak), "split": "weak"})],
+                       check=True, capture_output=True)
+        t_eval = time.perf_counter() - t0
+    theirs = t_merge + t_eval
+    return {"search": plan.key, "weak_examples": sum(1 for t in plan.tasks for _ in
+                                                    open(weak / t / "weak.jsonl", encoding="utf-8")),
+            "ours": {"setup_once_s": setup, "merge_s": sum(merges) / repeats, "eval_s": sum(evals) / repeats,
+                     "per_candidate_s": ours},
+            "mergekit_yaml_plus_lm_eval_cli": {"merge_s": t_merge, "eval_s": t_eval, "per_candidate_s": theirs},
+            "candidates_per_hour_ratio": theirs / ours}
+
+
+def step_systems(args) -> None:
+    """Every system of issue 8 on the same test subset; experts and MEM-MCL stages come from the
+    `experts` and `evolve` steps (run first), everything else is built here."""
+    from memmcl_merge.curriculum import run_curriculum
+    from memmcl_merge.evolve import final_model_dir, run_plan
+    from memmcl_merge.models import resolve_model
+
+    cfg = bench_config(args)
+    res = Results("systems")
+    res.meta(machine=machine(), data=str(args.data), split=args.split, limit=args.limit,
+             command=" ".join(["python", *sys.argv]))
+    out = cfg.output_dir
+    base = resolve_model(cfg.base_model)
+    builders = {
+        "base zero-shot": lambda: base,
+        "base 2-shot": lambda: base,
+        **{f"baseline {name}": (lambda name=name: mergekit_baseline(cfg, name))
+           for name in ("task_arithmetic", "ties", "dare_ties")},
+        "single-stage CMA-ES": lambda: single_stage(cfg),
+        "multitask SFT": lambda: multitask_sft(cfg),
+        "MEM-MCL stage 2": lambda: str(final_model_dir(cfg)) if run_plan(cfg, progress=print) else None,
+        "MEM-MCL stage 2 + curriculum": lambda: run_curriculum(cfg) and str(out / "final"),
+    }
+    for name, build in builders.items():
+        if res.has(name):
+            continue
+        t0 = time.perf_counter()
+        ref = build()
+        built = time.perf_counter() - t0
+        demos = 2 if "2-shot" in name else 0
+        scored = score_model(ref, str(args.data), args.split, args.limit, tasks=list(cfg.tasks), num_demos=demos)
+        res.put(name, {"model": ref, "build_seconds": built, **scored})
+        print(f"{name}: mean {scored['means']['all']:.3f} (built in {built:.0f} s)", flush=True)
+
+
+def mergekit_baseline(cfg, name: str) -> str:
+    """recipes/baselines/<name>.yml with its paths pointed at this run, merged by mergekit-yaml."""
+    import subprocess
+
+    target = cfg.output_dir / "baselines" / name
+    if (target / "config.json").is_file():
+        return str(target)
+    text = (ROOT / "recipes" / "baselines" / f"{name}.yml").read_text().replace("runs/default", str(cfg.output_dir))
+    recipe = cfg.output_dir / "baselines" / f"{name}.yml"
+    recipe.parent.mkdir(parents=True, exist_ok=True)
+    recipe.write_text(text)
+    subprocess.run([str(Path(sys.executable).parent / "mergekit-yaml"), str(recipe), str(target),
+                    "--copy-tokenizer", "--random-seed", "0"], check=True)
+    return str(target)
+
+
+def single_stage(cfg) -> str:
+    """One CMA-ES search over all experts with the evaluation budget of all MEM-MCL searches together."""
+    from memmcl_merge.config import StageConfig
+    from memmcl_merge.evolve import member_path, run_plan
+
+    budget = sum(p.search.max_evals for p in cfg.plan())
+    search = cfg.evolve.search.model_copy(update={"max_evals": budget})
+    single = cfg.model_copy(update={"evolve": cfg.evolve.model_copy(update={
+        "stages": [StageConfig(name="single", groups={"all": list(cfg.tasks)}, search=search)]})})
+    run_plan(single)
+    return str(member_path(single, "single/all"))
+
+
+def multitask_sft(cfg) -> str:
+    """One LoRA SFT of the base on the union of the experts' training rows (same data, same passes)."""
+    import random
+
+    from memmcl_merge.experts import sft_train, task_train_rows
+
+    target = cfg.output_dir / "multitask"
+    if (target / "config.json").is_file():
+        return str(target)
+    rows = [r for t in cfg.tasks for r in task_train_rows(t, cfg.data, cfg.experts.train)]
+    random.Random(cfg.seed).shuffle(rows)
+    tmp = target.with_name(".multitask.tmp")
+    sft_train(cfg.base_model, None, rows, cfg.experts.train, tmp)
+    tmp.replace(target)
+    return str(target)
+
+
+STEPS = {"zero_shot": step_zero_shot, "experts": step_experts, "evolve": step_evolve, "systems": step_systems}
 
 
 def main(argv=None) -> None:
@@ -101,6 +294,7 @@ def main(argv=None) -> None:
     p.add_argument("--split", default="test_500")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--tasks", default="all")
+    p.add_argument("--config", type=Path, default=BENCH_CONFIG, help="Run YAML for the trained systems.")
     args = p.parse_args(argv)
     if not (args.data / "tasks.json").is_file():
         sys.exit(f"no benchmark data at {args.data} (expected the ../shared/data layout with tasks.json)")

@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .tasks import GROUPS, TASKS
 
+# Folders of a run; stage outputs live beside them as <output_dir>/<stage>/<group>.
+RESERVED_DIRS = ("experts", "evolve", "weak", "recipes", "curriculum", "eval", "base")
+
 
 class ConfigError(ValueError):
     """A bad run configuration; the message names the file and the offending key."""
@@ -216,8 +219,9 @@ class RunConfig(_Strict):
         experts = set(self.expert_tasks())
         out: list[SearchPlan] = []
         for st in stages:
-            if "/" in st.name or any(f"{st.name}/" in k for k in seen):
-                raise ValueError(f"stage name {st.name!r} is repeated or contains '/'")
+            if "/" in st.name or any(k.startswith(f"{st.name}/") for k in seen) or st.name in RESERVED_DIRS:
+                raise ValueError(f"stage name {st.name!r} is repeated, contains '/', or is one of the run "
+                                 f"folder's own names ({', '.join(RESERVED_DIRS)})")
             for group, members in st.groups.items():
                 if not members:
                     raise ValueError(f"stage {st.name} group {group} has no members")

@@ -142,16 +142,21 @@ def curriculum_dir(cfg) -> Path:
     return cfg.output_dir / "curriculum"
 
 
+def curriculum_model_dir(cfg) -> Path:
+    """The curriculum's output, the run's final model."""
+    return cfg.output_dir / "final"
+
+
 def run_curriculum(cfg, progress=print) -> dict:
-    """Train the merged model easy -> hard into ``<output_dir>/curriculum/model`` (complete or absent)."""
+    """Train the merged model easy -> hard into ``<output_dir>/final`` (complete or absent)."""
     from .experts import sft_train
     from .io import read_json, write_json
 
-    work = curriculum_dir(cfg)
-    marker = work / "model" / MARKER
+    work, final = curriculum_dir(cfg), curriculum_model_dir(cfg)
+    marker = final / MARKER
     if marker.is_file():
         if progress:
-            progress(f"curriculum: done already ({work / 'model'}), skipped")
+            progress(f"curriculum: done already ({final}), skipped")
         return read_json(marker)
     start = start_model_dir(cfg)
     if not (start / "config.json").is_file():
@@ -173,7 +178,6 @@ def run_curriculum(cfg, progress=print) -> dict:
               "config": cfg.curriculum.model_dump(mode="json"), "seconds": time.perf_counter() - t0,
               "train": res.to_json()}
     write_json(tmp / MARKER, record)
-    final = work / "model"
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)

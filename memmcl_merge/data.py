@@ -174,10 +174,6 @@ def demos_for(spec: TaskSpec, pool: Sequence[dict], k: int, seed: int, exclude_t
 
 def write_jsonl(path: Path, docs: Sequence[Mapping]) -> None:
     """Write atomically: a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for d in docs:
-            fh.write(json.dumps(d, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    from .io import write_text
+
+    write_text(Path(path), "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs))

@@ -20,7 +20,6 @@ import math
 import os
 import pickle
 import shutil
-import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -194,7 +193,7 @@ class SearchResult:
     journal: Path
 
 
-class Interrupted(Exception):
+class Interrupted(RuntimeError):
     """Ctrl-C during a search; the journal and checkpoint are consistent, rerun to continue."""
 
 
@@ -315,14 +314,14 @@ def _time_left(evals: int, max_evals: int, elapsed: float) -> str:
 
 
 class _sigint_as_interrupt:
-    """Ctrl-C raises Interrupted at a safe point (after the current candidate is journaled)."""
+    """Ctrl-C ends the search with :class:`Interrupted` and a message; every evaluation that finished
+    is already in the journal (appended and flushed one by one), so nothing but the candidate in
+    flight is lost."""
 
     def __enter__(self):
-        self._old = signal.getsignal(signal.SIGINT)
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        signal.signal(signal.SIGINT, self._old)
         if exc_type is KeyboardInterrupt:
             raise Interrupted("interrupted: the journal is consistent; run the same command again to resume") from exc
         return False
@@ -417,9 +416,10 @@ def stage_dir(cfg, key: str) -> Path:
 
 
 def member_path(cfg, member: str) -> Path:
-    """A member's model folder: an expert (task name) or an earlier search's model."""
+    """A member's model folder: an expert (task name) or an earlier search's model
+    (``<output_dir>/<stage>/<group>``, the layout the shipped recipes in ``recipes/`` expect)."""
     if "/" in member:
-        return stage_dir(cfg, member) / "model"
+        return cfg.output_dir / member
     return cfg.experts_dir / member
 
 
@@ -504,6 +504,10 @@ def run_plan(cfg, stages: Sequence[str] | None = None, progress=print) -> dict[s
     from .recipes import write_recipe
 
     base_path = resolve_model(cfg.base_model)
+    link = cfg.output_dir / "base"  # so the shipped recipes (base_model: runs/default/base) find it
+    if Path(base_path).is_dir() and not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(Path(base_path).resolve(), target_is_directory=True)
     plans = [p for p in cfg.plan() if stages is None or p.stage in stages]
     if not plans:
         raise ValueError(f"no stage named {list(stages or [])}; stages are {[p.stage for p in cfg.plan()]}")
@@ -540,8 +544,9 @@ def run_plan(cfg, stages: Sequence[str] | None = None, progress=print) -> dict[s
                 many.close()
         # Materialise the winner: the folder later stages and mergekit read, and its recipe.
         runner.apply(res.best_params)
-        model_dir = work / "model"
-        tmp = work / f".model.tmp-{os.getpid()}"
+        model_dir = member_path(cfg, plan.key)
+        model_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = model_dir.parent / f".{plan.group}.tmp-{os.getpid()}"
         save_plain_model(runner.model, runner.tok, tmp, save_dtype="bfloat16")
         if model_dir.exists():
             shutil.rmtree(model_dir)
@@ -574,7 +579,7 @@ def _write_stage_aliases(cfg, results: Mapping[str, dict]) -> None:
 
 def final_model_dir(cfg) -> Path:
     """The model the last search of the plan produced."""
-    return stage_dir(cfg, cfg.plan()[-1].key) / "model"
+    return member_path(cfg, cfg.plan()[-1].key)
 
 
 __all__ = [

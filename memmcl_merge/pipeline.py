@@ -36,10 +36,10 @@ class PipelineState:
 
 
 def final_model(cfg) -> Path:
-    from .curriculum import curriculum_dir
+    from .curriculum import curriculum_model_dir
     from .evolve import final_model_dir
 
-    return curriculum_dir(cfg) / "model" if cfg.curriculum.enabled else final_model_dir(cfg)
+    return curriculum_model_dir(cfg) if cfg.curriculum.enabled else final_model_dir(cfg)
 
 
 def systems(cfg) -> dict[str, str]:
@@ -154,7 +154,7 @@ def write_report(cfg, state: PipelineState) -> Path:
         if fig:
             lines += ["", f"![fitness]({fig.name})"]
         lines += ["", "Reproduce any stage with plain mergekit: `mergekit-yaml <recipe> OUT`."]
-    cur = out / "curriculum" / "model" / "memmcl_curriculum.json"
+    cur = final_model(cfg) / "memmcl_curriculum.json"
     if cur.is_file():
         c = read_json(cur)
         lines += ["", "## Curriculum (easiest first)", "", "| # | task | difficulty | rows |", "|---|---|---|---|"]

@@ -37,7 +37,6 @@ Every expert needs a weight, its own or the global one.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -135,24 +134,11 @@ def write_recipe(path: PathLike, base: PathLike, experts: Mapping[str, PathLike]
     (``float32`` by default, which the in-process path matches bit for bit), ``out_dtype`` the
     saved dtype. ``comment`` lines go on top. Returns the path.
     """
+    from .io import write_text
+
     text = render_recipe(base, experts, params, dtype=dtype, out_dtype=out_dtype,
                          tokenizer_source=tokenizer_source, comment=comment)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return target
+    return write_text(Path(path), text)
 
 
 def read_recipe(path: PathLike) -> tuple[str, dict[str, str], dict[str, Any]]:

@@ -141,7 +141,8 @@ def test_pipeline_killed_between_and_inside_steps_resumes_and_reports(tmp_path, 
     report = (out / "report.md").read_text()
     assert "| tweet_offensive |" in report and "base" in report and "final" in report
     assert (out / "report_fitness.png").is_file() and (out / "recipes" / "stage2.yml").is_file()
-    final = out / "curriculum" / "model"
+    assert (out / "stage1" / "mast" / "config.json").is_file() and (out / "base").is_symlink()
+    final = out / "final"
     assert (final / "README.md").read_text().startswith("---\nlibrary_name: transformers")
     from transformers import AutoModelForCausalLM
 
