@@ -283,7 +283,24 @@ def multitask_sft(cfg) -> str:
     return str(target)
 
 
-STEPS = {"zero_shot": step_zero_shot, "experts": step_experts, "evolve": step_evolve, "systems": step_systems}
+def step_pipeline(args) -> None:
+    """Record a finished `memmcl run` (the README's main job): step times and the report's scores."""
+    from memmcl_merge.io import read_json, write_json
+
+    run = args.run.resolve()
+    state = read_json(run / "pipeline.json")
+    evals = {n: read_json(p)["scores"] for n in ("base", "merged", "final") if (p := run / "eval" / f"{n}.json").is_file()}
+    from memmcl_merge.evaluation import group_means
+
+    write_json(RESULTS / f"{args.name}.json", {
+        "machine": machine(), "run": str(run), "command": args.command,
+        "step_seconds": {k: v["seconds"] for k, v in state["steps"].items()},
+        "total_minutes": sum(v["seconds"] for v in state["steps"].values()) / 60,
+        "scores": evals, "means": {n: group_means(s) for n, s in evals.items()}})
+    print(f"{args.name}: {sum(v['seconds'] for v in state['steps'].values()) / 60:.1f} min")
+
+
+STEPS = {"pipeline": step_pipeline, "zero_shot": step_zero_shot, "experts": step_experts, "evolve": step_evolve, "systems": step_systems}
 
 
 def main(argv=None) -> None:
@@ -295,8 +312,11 @@ def main(argv=None) -> None:
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--tasks", default="all")
     p.add_argument("--config", type=Path, default=BENCH_CONFIG, help="Run YAML for the trained systems.")
+    p.add_argument("--run", type=Path, default=ROOT / "runs" / "default", help="pipeline: the run folder.")
+    p.add_argument("--name", default="default_pipeline", help="pipeline: the results file name.")
+    p.add_argument("--command", default="make demo", help="pipeline: the command that made the run.")
     args = p.parse_args(argv)
-    if not (args.data / "tasks.json").is_file():
+    if args.step != "pipeline" and not (args.data / "tasks.json").is_file():
         sys.exit(f"no benchmark data at {args.data} (expected the ../shared/data layout with tasks.json)")
     STEPS[args.step](args)
 
