@@ -300,7 +300,22 @@ def step_pipeline(args) -> None:
     print(f"{args.name}: {sum(v['seconds'] for v in state['steps'].values()) / 60:.1f} min")
 
 
-STEPS = {"pipeline": step_pipeline, "zero_shot": step_zero_shot, "experts": step_experts, "evolve": step_evolve, "systems": step_systems}
+def step_speed(args) -> None:
+    """Seconds per evolution candidate, ours vs mergekit-yaml + lm_eval, on a finished run's first
+    search (``--config``; e.g. configs/default.yml after `make demo`)."""
+    from memmcl_merge.config import load_config
+    from memmcl_merge.io import write_json
+
+    cfg = load_config(args.config)
+    out = candidate_speed(cfg)
+    write_json(RESULTS / f"{args.name}.json", {"machine": machine(), "config": str(args.config),
+                                              "command": " ".join(["python", *sys.argv]), **out})
+    print(f"ours {out['ours']['per_candidate_s']:.1f} s/candidate, mergekit-yaml + lm_eval "
+          f"{out['mergekit_yaml_plus_lm_eval_cli']['per_candidate_s']:.1f} s: "
+          f"{out['candidates_per_hour_ratio']:.1f}x more candidates per hour")
+
+
+STEPS = {"pipeline": step_pipeline, "speed": step_speed, "zero_shot": step_zero_shot, "experts": step_experts, "evolve": step_evolve, "systems": step_systems}
 
 
 def main(argv=None) -> None:
@@ -316,7 +331,7 @@ def main(argv=None) -> None:
     p.add_argument("--name", default="default_pipeline", help="pipeline: the results file name.")
     p.add_argument("--command", default="make demo", help="pipeline: the command that made the run.")
     args = p.parse_args(argv)
-    if args.step != "pipeline" and not (args.data / "tasks.json").is_file():
+    if args.step not in ("pipeline", "speed") and not (args.data / "tasks.json").is_file():
         sys.exit(f"no benchmark data at {args.data} (expected the ../shared/data layout with tasks.json)")
     STEPS[args.step](args)
 
