@@ -222,8 +222,8 @@ def step_systems(args) -> None:
            for name in ("task_arithmetic", "ties", "dare_ties")},
         "single-stage CMA-ES": lambda: single_stage(cfg),
         "multitask SFT": lambda: multitask_sft(cfg),
-        "MEM-MCL stage 2": lambda: str(final_model_dir(cfg)) if run_plan(cfg, progress=print) else None,
-        "MEM-MCL stage 2 + curriculum": lambda: run_curriculum(cfg) and str(out / "final"),
+        "MEM-MCL stage 2": lambda: _then(run_plan(cfg), final_model_dir(cfg)),
+        "MEM-MCL stage 2 + curriculum": lambda: _then(run_curriculum(cfg), out / "final"),
     }
     for name, build in builders.items():
         if res.has(name):
@@ -235,6 +235,11 @@ def step_systems(args) -> None:
         scored = score_model(ref, str(args.data), args.split, args.limit, tasks=list(cfg.tasks), num_demos=demos)
         res.put(name, {"model": ref, "build_seconds": built, **scored})
         print(f"{name}: mean {scored['means']['all']:.3f} (built in {built:.0f} s)", flush=True)
+
+
+def _then(_done, path) -> str:
+    """Run a step for its side effect (it writes a model folder), then return that folder."""
+    return str(path)
 
 
 def mergekit_baseline(cfg, name: str) -> str:

@@ -561,9 +561,20 @@ def run_plan(cfg, stages: Sequence[str] | None = None, progress=print) -> dict[s
                    "model": str(model_dir), "recipe": str(recipe), "members": plan.members, "tasks": plan.tasks}
         write_json(work / MARKER, summary)
         results[plan.key] = summary
+        if progress:
+            progress(f"{plan.key}: fitness {res.start_fitness:.4f} -> {res.best_fitness:.4f}; winner on the weak "
+                     "sets:\n" + format_weak_scores(res.best_scores))
         del runner
     _write_stage_aliases(cfg, results)
     return results
+
+
+def format_weak_scores(scores: Mapping[str, Mapping[str, float]]) -> str:
+    lines = [f"  {'task':16} {'score':>6} {'p_gold':>6}"]
+    for task, row in scores.items():
+        p = f"{row['p_gold']:6.3f}" if "p_gold" in row else f"{'-':>6}"
+        lines.append(f"  {task:16} {row['score']:6.3f} {p}")
+    return "\n".join(lines)
 
 
 def _write_stage_aliases(cfg, results: Mapping[str, dict]) -> None:
