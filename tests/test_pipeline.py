@@ -148,3 +148,18 @@ def test_pipeline_killed_between_and_inside_steps_resumes_and_reports(tmp_path, 
 
     assert AutoModelForCausalLM.from_pretrained(final).num_parameters() > 0
     assert "report:" in log and "final model:" in log
+
+
+def test_cli_names_a_bad_stage_and_a_bad_config(tmp_path):
+    from click.testing import CliRunner
+
+    from memmcl_merge.cli import main
+
+    cfg = tmp_path / "run.yml"
+    cfg.write_text(f"output_dir: {tmp_path / 'out'}\ntasks: [sst2, tweet_irony]\n")
+    res = CliRunner().invoke(main, ["evolve", str(cfg), "--stage", "9"])
+    assert res.exit_code != 0 and "no stage '9'" in res.output and "stage1, stage2" in res.output
+    cfg.write_text("experts: {train: {batch_size: 0}}\n")
+    res = CliRunner().invoke(main, ["run", str(cfg)])
+    assert res.exit_code != 0 and "experts.train.batch_size" in res.output
+    assert not (tmp_path / "out").exists()  # rejected before any work started
