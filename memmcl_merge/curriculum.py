@@ -150,7 +150,7 @@ def curriculum_model_dir(cfg) -> Path:
 def run_curriculum(cfg, progress=print) -> dict:
     """Train the merged model easy -> hard into ``<output_dir>/final`` (complete or absent)."""
     from .experts import sft_train
-    from .io import read_json, write_json
+    from .io import read_json, replace_dir, write_json
 
     work, final = curriculum_dir(cfg), curriculum_model_dir(cfg)
     marker = final / MARKER
@@ -178,9 +178,7 @@ def run_curriculum(cfg, progress=print) -> dict:
               "config": cfg.curriculum.model_dump(mode="json"), "seconds": time.perf_counter() - t0,
               "train": res.to_json()}
     write_json(tmp / MARKER, record)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    replace_dir(tmp, final)
     if progress:
         progress(f"curriculum: {len(rows)} examples in {record['seconds']:.0f} s -> {final}")
     return record

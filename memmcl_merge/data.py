@@ -17,7 +17,6 @@ from pathlib import Path
 from .tasks import TaskSpec, get_task
 
 SPLITS = ("train", "dev", "test", "test_500")
-EVAL_SPLITS = ("test", "test_500")  # never used for training, weak sets or demonstrations
 DATA_ENV = "MEMMCL_DATA"
 EMBEDDED = "embedded"
 
@@ -57,9 +56,6 @@ class LocalSource:
         if not docs:
             raise DataError(f"{path}: file is empty")
         return docs
-
-    def describe(self) -> str:
-        return str(self.root)
 
 
 @dataclass(frozen=True)
@@ -111,9 +107,6 @@ class HFSource:
         if not docs:
             raise DataError(f"{self.dataset}[{hf_split}]: split is empty")
         return docs
-
-    def describe(self) -> str:
-        return f"hf:{self.dataset}"
 
 
 def resolve_source(ref: str | os.PathLike | LocalSource | HFSource | None = None):

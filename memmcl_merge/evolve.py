@@ -19,13 +19,12 @@ import logging
 import math
 import os
 import pickle
-import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .io import write_json, write_text
+from .io import replace_dir, write_json, write_text
 
 log = logging.getLogger("memmcl.evolve")
 
@@ -126,25 +125,27 @@ class Journal:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.records: list[dict] = []
+        self._by_key: dict[tuple[int, int], dict] = {}
         if self.path.is_file():
             for line in self.path.read_text(encoding="utf-8").splitlines():
                 try:
-                    self.records.append(json.loads(line))
+                    self._keep(json.loads(line))
                 except json.JSONDecodeError:
                     log.warning("%s: skipping a torn last line (killed mid-write)", self.path)
 
+    def _keep(self, record: dict) -> None:
+        self.records.append(record)
+        self._by_key[(record["generation"], record["index"])] = record
+
     def find(self, generation: int, index: int) -> dict | None:
-        for r in self.records:
-            if r["generation"] == generation and r["index"] == index:
-                return r
-        return None
+        return self._by_key.get((generation, index))
 
     def append(self, record: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
             fh.flush()
-        self.records.append(record)
+        self._keep(record)
 
     def best(self) -> dict | None:
         ok = [r for r in self.records if r["status"] == "ok"]
@@ -382,6 +383,7 @@ def build_weak_sets(cfg, tasks: Sequence[str], progress=print) -> Path:
 
 def teacher_labels(cfg, task: str, docs: list[dict], root: Path) -> list[dict]:
     """Replace the gold labels of ``docs`` by a teacher's predictions (greedy / argmax)."""
+    from .data import write_jsonl
     from .evaluation import Evaluator
     from .models import load_model_and_tokenizer, resolve_model
     from .tasks import get_task
@@ -391,8 +393,6 @@ def teacher_labels(cfg, task: str, docs: list[dict], root: Path) -> list[dict]:
     ref = str(cfg.experts_dir / task) if teacher == "experts" else resolve_model(teacher)
     model, tok = load_model_and_tokenizer(ref)
     scratch = root / ".teacher" / task
-    from .data import write_jsonl
-
     write_jsonl(scratch / "weak.jsonl", docs)
     ev = Evaluator([spec], data=str(scratch), split="weak", batch_size=cfg.evolve.batch_size)
     preds = ev.predict(ev.wrap(model, tok))[task]
@@ -548,9 +548,7 @@ def run_plan(cfg, stages: Sequence[str] | None = None, progress=print) -> dict[s
         model_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = model_dir.parent / f".{plan.group}.tmp-{os.getpid()}"
         save_plain_model(runner.model, runner.tok, tmp, save_dtype="bfloat16")
-        if model_dir.exists():
-            shutil.rmtree(model_dir)
-        os.replace(tmp, model_dir)
+        replace_dir(tmp, model_dir)
         recipe = write_recipe(cfg.output_dir / "recipes" / f"{plan.stage}_{plan.group}.yml", base_path,
                               {m: str(p) for m, p in runner.member_paths.items()},
                               runner.full_params(res.best_params), dtype="float32", out_dtype="bfloat16",

@@ -508,7 +508,7 @@ def train_expert(cfg: RunConfig, task: str, *, base_path: str | None = None,
                  base_scores: Callable[[TaskSpec], dict] | None = None, progress: bool = True) -> ExpertResult:
     """Train (or skip, when complete) the expert of one task. A pure function of (cfg, task): the folder
     it writes depends on nothing else, so experts can be trained in parallel, one per device."""
-    from .io import read_json, write_json
+    from .io import read_json, replace_dir, write_json
     from .models import resolve_model
 
     spec = get_task(task)
@@ -570,12 +570,10 @@ def train_expert(cfg: RunConfig, task: str, *, base_path: str | None = None,
             record["versions"] = _versions()
             record["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             write_json(tmp / MARKER, record)
-            if folder.exists():
-                if is_complete(folder):  # another process finished first: keep theirs
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    return ExpertResult(spec.name, folder, True, read_json(folder / MARKER))
-                shutil.rmtree(folder)
-            os.replace(tmp, folder)
+            if is_complete(folder):  # another process finished first: keep theirs
+                shutil.rmtree(tmp, ignore_errors=True)
+                return ExpertResult(spec.name, folder, True, read_json(folder / MARKER))
+            replace_dir(tmp, folder)
         before = f"{base['score']:.3f}" if base else "n/a"
         after = f"{record['dev']['expert']['score']:.3f}" if "dev" in record else "n/a"
         _say(progress, f"{spec.name}: {res.num_examples} examples, {res.steps} steps, "

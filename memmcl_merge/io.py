@@ -36,5 +36,16 @@ def write_json(path: Path, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
+def replace_dir(tmp: Path, final: Path) -> Path:
+    """Put a fully written folder in place of ``final`` (removing an older one): readers see the old
+    folder or the new one, never a half-written one."""
+    import shutil
+
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
+
+
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -63,8 +63,9 @@ def evaluate_systems(cfg, progress=print) -> dict[str, dict]:
     out = {}
     for name, ref in systems(cfg).items():
         path = cfg.output_dir / "eval" / f"{name}.json"
-        if path.is_file() and read_json(path).get("settings") == settings:
-            out[name] = read_json(path)
+        saved = read_json(path) if path.is_file() else None
+        if saved is not None and saved.get("settings") == settings:
+            out[name] = saved
             continue
         if progress:
             progress(f"evaluate: {name} ({ref}) on {fe.split}, {fe.limit or 'all'} per task")
