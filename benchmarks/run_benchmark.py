@@ -212,9 +212,20 @@ def step_systems(args) -> None:
     cfg = bench_config(args)
     res = Results("systems")
     res.meta(machine=machine(), data=str(args.data), split=args.split, limit=args.limit,
-             command=" ".join(["python", *sys.argv]))
+             config=cfg.model_dump(mode="json"),
+             commands=[*res.data["meta"].get("commands", []), " ".join(["python", *sys.argv])])
     out = cfg.output_dir
     base = resolve_model(cfg.base_model)
+    experts = cfg.output_dir / "experts"
+    # Each expert on its own task only: the bar is "keep 95% of each expert's own score"; the full
+    # experts x tasks matrix is the `experts` step.
+    for task in cfg.tasks:
+        name = f"expert:{task} (own task)"
+        if res.has(name) or not _selected(args, name):
+            continue
+        res.put(name, {"model": str(experts / task),
+                       **score_model(str(experts / task), str(args.data), args.split, args.limit, tasks=[task])})
+        print(f"{name}: {res.data['systems'][name]['scores'][task]['score']:.3f}", flush=True)
     builders = {
         "base zero-shot": lambda: base,
         "base 2-shot": lambda: base,
@@ -226,7 +237,7 @@ def step_systems(args) -> None:
         "MEM-MCL stage 2 + curriculum": lambda: _then(run_curriculum(cfg), out / "final"),
     }
     for name, build in builders.items():
-        if res.has(name):
+        if res.has(name) or not _selected(args, name):
             continue
         t0 = time.perf_counter()
         ref = build()
@@ -235,6 +246,11 @@ def step_systems(args) -> None:
         scored = score_model(ref, str(args.data), args.split, args.limit, tasks=list(cfg.tasks), num_demos=demos)
         res.put(name, {"model": ref, "build_seconds": built, **scored})
         print(f"{name}: mean {scored['means']['all']:.3f} (built in {built:.0f} s)", flush=True)
+
+
+def _selected(args, name: str) -> bool:
+    """--only 'a,b': run the systems whose name contains one of the comma-separated words."""
+    return not args.only or any(w.strip() and w.strip() in name for w in args.only.split(","))
 
 
 def _then(_done, path) -> str:
@@ -335,6 +351,7 @@ def main(argv=None) -> None:
     p.add_argument("--run", type=Path, default=ROOT / "runs" / "default", help="pipeline: the run folder.")
     p.add_argument("--name", default="default_pipeline", help="pipeline: the results file name.")
     p.add_argument("--command", default="make demo", help="pipeline: the command that made the run.")
+    p.add_argument("--only", default="", help="systems: comma-separated words; run only systems whose name has one.")
     args = p.parse_args(argv)
     if args.step not in ("pipeline", "speed") and not (args.data / "tasks.json").is_file():
         sys.exit(f"no benchmark data at {args.data} (expected the ../shared/data layout with tasks.json)")

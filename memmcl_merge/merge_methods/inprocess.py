@@ -46,6 +46,7 @@ from memmcl_merge.merge_methods.memmcl import (
     MergeShapeError,
     memmcl_merge_method,
     merge_tensor,
+    magnitude_ranking,
     work_dtype,
 )
 
@@ -280,6 +281,17 @@ class MemmclMerger:
                     raise MergeShapeError(f"memmcl: tensor {name} has shape {tuple(d.shape)} in model "
                                           f"{expert!r} but {tuple(b.shape)} in the base model")
         self.positions = dict(positions) if positions is not None else tensor_positions(self.base)
+        # magnitude ranking per (expert, tensor), made the first time a candidate sparsifies that
+        # tensor by magnitude: later candidates take their top-k from it without a selection pass
+        self._rankings: dict[tuple[str, str], torch.Tensor] = {}
+
+    def _ranking(self, name: str):
+        def lookup(i: int) -> torch.Tensor:
+            key = (self.expert_names[i], name)
+            if key not in self._rankings:
+                self._rankings[key] = magnitude_ranking(self.deltas[key[0]][name])
+            return self._rankings[key]
+        return lookup
 
     @classmethod
     def from_paths(cls, base_path: str | os.PathLike,
@@ -323,7 +335,8 @@ class MemmclMerger:
             merged = merge_tensor(
                 base, [self.deltas[e][name] for e in self.expert_names], p.weights, p.densities,
                 scale=p.scale, consensus=p.consensus, sparsify_method=p.sparsify_method,
-                normalize=p.normalize, seed=p.seed, name=name, labels=self.expert_names)
+                normalize=p.normalize, seed=p.seed, name=name, labels=self.expert_names,
+                ranking=self._ranking(name))
             out[name] = merged if out_dtype is None else merged.to(out_dtype)
         return out
 

@@ -90,6 +90,19 @@ def magnitude_mask(delta: torch.Tensor, density: float) -> torch.Tensor:
     return keep.reshape(delta.shape)
 
 
+def magnitude_ranking(delta: torch.Tensor) -> torch.Tensor:
+    """Flat indices of the non-zero entries of ``delta``, largest magnitude first, ties by lower index.
+
+    Its first ``k`` entries are exactly the non-zero part of :func:`magnitude_mask`'s top-k, so a
+    caller that merges many candidates from one task vector (the evolution driver) ranks it once
+    and then sparsifies at any density without a selection pass (see :func:`sparsify_delta`).
+    """
+    flat = delta.reshape(-1)
+    nonzero = torch.nonzero(flat).reshape(-1)
+    order = flat[nonzero].abs().sort(descending=True, stable=True).indices
+    return nonzero[order]
+
+
 def dare_mask(delta: torch.Tensor, density: float, seed: int) -> torch.Tensor:
     """Boolean Bernoulli(density) keep-mask drawn from a generator seeded with ``seed``."""
     generator = torch.Generator(device=delta.device)
@@ -98,14 +111,27 @@ def dare_mask(delta: torch.Tensor, density: float, seed: int) -> torch.Tensor:
     return draw < density
 
 
-def sparsify_delta(delta: torch.Tensor, density: float, method: str, *, seed: int = 0) -> torch.Tensor:
-    """Sparsify one task vector. ``density >= 1`` returns ``delta`` itself (no copy)."""
+def sparsify_delta(delta: torch.Tensor, density: float, method: str, *, seed: int = 0,
+                   ranking: torch.Tensor | None = None) -> torch.Tensor:
+    """Sparsify one task vector. ``density >= 1`` returns ``delta`` itself (no copy).
+
+    ``ranking`` (magnitude method): :func:`magnitude_ranking` of ``delta``; the result is the same
+    tensor, computed without a selection pass. When top-k covers every non-zero entry (task
+    vectors of experts saved in bf16 are mostly exact zeros), ``delta`` itself is the answer.
+    """
     if density >= 1.0:
         return delta
     if density <= 0.0 or delta.numel() == 0:
         return torch.zeros_like(delta)
     if method == "magnitude":
-        return delta * magnitude_mask(delta, density)
+        if ranking is None:
+            return delta * magnitude_mask(delta, density)
+        k = max(1, int(density * delta.numel()))
+        if k >= ranking.numel():
+            return delta
+        keep = torch.zeros(delta.numel(), dtype=torch.bool, device=delta.device)
+        keep[ranking[:k]] = True
+        return delta * keep.reshape(delta.shape)
     if method == "dare":
         return delta * dare_mask(delta, density, seed) * (1.0 / density)
     raise ValueError(f"memmcl: unknown sparsify_method {method!r}, expected one of {SPARSIFY_METHODS}")
@@ -124,11 +150,14 @@ def merge_tensor(
     seed: int = 0,
     name: str = "",
     labels: Sequence[str] | None = None,
+    ranking=None,
 ) -> torch.Tensor:
     """Merge one tensor from precomputed task vectors ``deltas[i] = expert_i - base``.
 
     ``name`` is the tensor's name: it seeds the DARE masks (together with ``seed`` and the expert's
     position in ``deltas``) and labels errors; ``labels`` name the experts in error messages.
+    ``ranking(i)``, if given, returns :func:`magnitude_ranking` of ``deltas[i]`` (a cache kept by
+    the caller); it is only called for magnitude sparsification with 0 < density < 1.
     Experts with weight 0 contribute nothing and are skipped. Returns a new tensor of ``base``'s
     shape and dtype; the inputs are not modified.
     """
@@ -156,7 +185,10 @@ def merge_tensor(
 
     def sparse(i: int) -> torch.Tensor:
         delta = deltas[i].to(device=base.device, dtype=dtype)
-        return sparsify_delta(delta, float(densities[i]), sparsify_method,
+        density = float(densities[i])
+        ranked = (ranking(i) if ranking is not None and sparsify_method == "magnitude"
+                  and 0.0 < density < 1.0 else None)
+        return sparsify_delta(delta, density, sparsify_method, ranking=ranked,
                               seed=tensor_seed(seed, name, i) if sparsify_method == "dare" else 0)
 
     if consensus:
@@ -296,6 +328,7 @@ __all__ = [
     "check_density",
     "dare_mask",
     "magnitude_mask",
+    "magnitude_ranking",
     "memmcl_merge_method",
     "merge_tensor",
     "sparsify_delta",
