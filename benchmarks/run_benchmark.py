@@ -187,14 +187,15 @@ def candidate_speed(cfg, repeats: int = 3) -> dict:
         t_merge = time.perf_counter() - t0
         t0 = time.perf_counter()
         subprocess.run([str(bin_dir / "lm_eval"), "--model", "hf", "--model_args",
-                        f"pretrained={tmp}/out,dtype=float32", "--include_path", str(evals_dir()),
+                        f"pretrained={tmp}/out,dtype={str(runner.model.dtype).removeprefix('torch.')}",
+                        "--include_path", str(evals_dir()),
                         "--tasks", ",".join(f"sentiment_{t}" for t in plan.tasks), "--device", "cpu",
                         "--batch_size", str(cfg.evolve.batch_size),
                         "--metadata", json.dumps({"data": str(weak), "split": "weak"})],
                        check=True, capture_output=True)
         t_eval = time.perf_counter() - t0
     theirs = t_merge + t_eval
-    return {"search": plan.key, "weak_examples": sum(1 for t in plan.tasks for _ in
+    return {"search": plan.key, "dtype": str(runner.model.dtype), "weak_examples": sum(1 for t in plan.tasks for _ in
                                                     open(weak / t / "weak.jsonl", encoding="utf-8")),
             "ours": {"setup_once_s": setup, "merge_s": sum(merges) / repeats, "eval_s": sum(evals) / repeats,
                      "per_candidate_s": ours},

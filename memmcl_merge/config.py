@@ -122,6 +122,9 @@ class EvolveConfig(_Strict):
     stages: list[StageConfig] | None = Field(
         None, description="Default: stage1 = one search per task group, stage2 = the group models.")
     batch_size: int = Field(16, ge=1)
+    dtype: Literal["auto", "bfloat16", "float32"] = Field(
+        "auto", description="dtype of the live model candidates are scored in. auto: bfloat16 (the dtype "
+                            "the winner is saved in) where the device computes it natively, else float32.")
     parallel: Literal["serial", "ray"] = "serial"
     ray_workers: int = Field(2, ge=1)
 

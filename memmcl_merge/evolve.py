@@ -423,6 +423,23 @@ def member_path(cfg, member: str) -> Path:
     return cfg.experts_dir / member
 
 
+def live_dtype(name: str):
+    """The torch dtype of the live model: ``auto`` picks bfloat16 on a GPU or a CPU with native bf16
+    matmuls (avx512_bf16 / AMX; ~1.7x faster forward passes than float32 on this project's 2-core
+    reference machine), float32 elsewhere (emulated bf16 is slower)."""
+    import torch
+
+    if name != "auto":
+        return getattr(torch, name)
+    if torch.cuda.is_available():
+        return torch.bfloat16
+    try:
+        native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    except (AttributeError, RuntimeError):
+        native = False
+    return torch.bfloat16 if native else torch.float32
+
+
 class SearchRunner:
     """Everything one search keeps in memory: the live model, the task vectors, the task objects."""
 
@@ -443,7 +460,7 @@ class SearchRunner:
         self.member_paths = paths
         self.base_path = base_path
         self.merger = MemmclMerger.from_paths(base_path, paths)
-        self.model, self.tok = load_model_and_tokenizer(base_path, dtype=torch.float32)
+        self.model, self.tok = load_model_and_tokenizer(base_path, dtype=live_dtype(cfg.evolve.dtype))
         self.evaluator = Evaluator([get_task(t) for t in plan.tasks], data=str(weak_root), split="weak",
                                    batch_size=cfg.evolve.batch_size)
         self.lm = self.evaluator.wrap(self.model, self.tok)
