@@ -125,12 +125,13 @@ class Evaluator:
 
 
 def evaluate_model(model_ref: str, tasks=None, data=None, split: str = "test", limit=None,
-                   num_demos: int = 0, batch_size: int = 16) -> dict:
-    """Load a model folder / short name / hub id and score it; adds wall time per run."""
+                   num_demos: int = 0, batch_size: int = 16, dtype=None) -> dict:
+    """Load a model folder / short name / hub id (in ``dtype``, default float32) and score it;
+    adds wall time per run."""
     from .models import load_model_and_tokenizer
 
     specs = resolve_tasks(tasks)
-    model, tok = load_model_and_tokenizer(model_ref)
+    model, tok = load_model_and_tokenizer(model_ref, dtype=dtype)
     ev = Evaluator(specs, data=data, split=split, limit=limit, num_demos=num_demos, batch_size=batch_size)
     t0 = time.perf_counter()
     scores = ev.evaluate(ev.wrap(model, tok))

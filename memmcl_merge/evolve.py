@@ -444,7 +444,6 @@ class SearchRunner:
     """Everything one search keeps in memory: the live model, the task vectors, the task objects."""
 
     def __init__(self, cfg, plan, base_path: str, weak_root: Path):
-        import torch
 
         from .evaluation import Evaluator
         from .merge_methods.inprocess import MemmclMerger
@@ -513,18 +512,26 @@ class _quiet_progress_bars:
         return False
 
 
+def link_base(cfg) -> str:
+    """Resolve the base model and link it as ``<output_dir>/base``, the path the shipped recipes
+    (``base_model: runs/default/base``) use; returns the resolved folder or hub id."""
+    from .models import resolve_model
+
+    base_path = resolve_model(cfg.base_model)
+    link = cfg.output_dir / "base"
+    if Path(base_path).is_dir() and not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(Path(base_path).resolve(), target_is_directory=True)
+    return base_path
+
+
 def run_plan(cfg, stages: Sequence[str] | None = None, progress=print) -> dict[str, dict]:
     """Run every search of the plan (or of the named stages) in order; finished searches are skipped."""
     from .experts import save_plain_model
     from .io import read_json
-    from .models import resolve_model
     from .recipes import write_recipe
 
-    base_path = resolve_model(cfg.base_model)
-    link = cfg.output_dir / "base"  # so the shipped recipes (base_model: runs/default/base) find it
-    if Path(base_path).is_dir() and not link.exists():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(Path(base_path).resolve(), target_is_directory=True)
+    base_path = link_base(cfg)
     plans = [p for p in cfg.plan() if stages is None or p.stage in stages]
     if not plans:
         raise ValueError(f"no stage named {list(stages or [])}; stages are {[p.stage for p in cfg.plan()]}")

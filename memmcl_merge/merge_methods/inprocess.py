@@ -44,9 +44,9 @@ import torch
 
 from memmcl_merge.merge_methods.memmcl import (
     MergeShapeError,
+    magnitude_ranking,
     memmcl_merge_method,
     merge_tensor,
-    magnitude_ranking,
     work_dtype,
 )
 
