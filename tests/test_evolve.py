@@ -46,6 +46,19 @@ def test_fitness_uses_smooth_metric_and_rejects_nan():
     assert fit({"a": {"score": float("nan"), "p_gold": 0.5}}) == WORST_FITNESS
 
 
+def test_live_dtype_and_bad_dtype_config():
+    import torch
+    from pydantic import ValidationError
+
+    from memmcl_merge.config import EvolveConfig
+    from memmcl_merge.evolve import live_dtype
+
+    assert live_dtype("float32") is torch.float32 and live_dtype("bfloat16") is torch.bfloat16
+    assert live_dtype("auto") in (torch.float32, torch.bfloat16)
+    with pytest.raises(ValidationError, match="dtype"):
+        EvolveConfig(dtype="float16")
+
+
 def _quadratic(params):
     """Peak at weight 0.9 for 'a' and 0.2 for 'b' (what a good merge search should find)."""
     wa, wb = params["a"]["weight"], params["b"]["weight"]
