@@ -49,6 +49,9 @@ class TrainConfig(_Strict):
     max_length: int = Field(256, ge=16)
     num_demos: int = Field(0, ge=0, description="In-context demonstrations in each training prompt.")
     warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0)
+    lr_scheduler: Literal["linear", "cosine", "constant_with_warmup"] = Field(
+        "linear", description="After warm-up. A curriculum puts its hardest phase last, where a decaying "
+        "schedule leaves the least learning rate.")
     weight_decay: float = Field(0.0, ge=0.0)
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     save_dtype: Literal["bfloat16", "float32"] = "bfloat16"
@@ -144,6 +147,9 @@ class CurriculumConfig(_Strict):
     enabled: bool = True
     weights: DifficultyWeights = DifficultyWeights()
     replay: float = Field(0.25, ge=0.0, le=1.0, description="Share of each phase replayed from easier phases.")
+    order: Literal["easy_to_hard", "shuffled"] = Field(
+        "easy_to_hard", description="shuffled: the same rows (no replay) in random order, the control "
+        "that tells what the order itself is worth.")
     start_model: str | None = Field(None, description="Default: the model of the last evolution search.")
     train: TrainConfig = TrainConfig(learning_rate=1e-4, max_examples=64, num_demos=1)
 

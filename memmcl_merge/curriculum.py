@@ -17,7 +17,8 @@ Training is ONE TRL run over the concatenated phases with a sequential sampler, 
 phase: a single learning-rate schedule and optimiser state carry across the whole curriculum
 (separate runs would restart warm-up and Adam moments at every phase). Each phase is one task, in
 order of difficulty, shuffled inside, plus ``replay`` x its size of examples drawn from the easier
-phases already seen, so later phases do not erase earlier ones.
+phases already seen, so later phases do not erase earlier ones. ``order: shuffled`` trains on the
+same rows without replay in random order: the control for what the order is worth.
 """
 
 from __future__ import annotations
@@ -119,9 +120,10 @@ def curriculum_rows(cfg, plan: Sequence[TaskDifficulty]) -> tuple[list[dict], li
     cur = cfg.curriculum
     rng = random.Random(f"curriculum:{cfg.seed}")
     rows, index, seen = [], [], []
+    shuffled = cur.order == "shuffled"
     for phase, d in enumerate(plan):
         own = [dict(r, task=d.task) for r in task_train_rows(d.task, cfg.data, cur.train)]
-        k = round(cur.replay * len(own)) if seen else 0
+        k = round(cur.replay * len(own)) if seen and not shuffled else 0
         replay = rng.sample(seen, min(k, len(seen)))
         block = own + replay
         rng.shuffle(block)
@@ -129,6 +131,10 @@ def curriculum_rows(cfg, plan: Sequence[TaskDifficulty]) -> tuple[list[dict], li
             rows.append({"prompt": r["prompt"], "completion": r["completion"]})
             index.append({"phase": phase, "task": r["task"], "replay": r["task"] != d.task})
         seen.extend(own)
+    if shuffled:
+        perm = list(range(len(rows)))
+        rng.shuffle(perm)
+        rows, index = [rows[i] for i in perm], [index[i] for i in perm]
     return rows, index
 
 

@@ -146,7 +146,7 @@ def build_sft_config(train_cfg: TrainConfig, scratch_dir: str | Path, *, sequent
         max_steps=train_cfg.max_steps or -1,
         warmup_steps=train_cfg.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
         weight_decay=train_cfg.weight_decay,
-        lr_scheduler_type="linear",
+        lr_scheduler_type=train_cfg.lr_scheduler,
         seed=train_cfg.seed,
         data_seed=train_cfg.seed,
         # precision and devices: fp32 unless bf16 is asked (or a bf16 GPU with dtype auto)

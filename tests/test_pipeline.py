@@ -66,6 +66,29 @@ def test_the_trainer_sees_examples_in_curriculum_order(tiny_base_dir, tmp_path):
     assert all(s.strip().endswith(e.strip()[-60:]) for s, e in zip(seen, expected))
 
 
+def test_shuffled_control_has_the_same_rows_without_replay_in_another_order():
+    cfg = RunConfig(tasks=["tweet_offensive", "sst5", "aste_res14"], data="embedded",
+                    curriculum={"replay": 0.5, "train": {"max_examples": 6}})
+    plan = plan_curriculum(cfg, {t: _meta(t) for t in cfg.tasks}, {})
+    ordered, ordered_index = curriculum_rows(cfg, plan)
+    control = cfg.model_copy(update={"curriculum": cfg.curriculum.model_copy(update={"order": "shuffled"})})
+    rows, index = curriculum_rows(control, plan)
+    own = [r for r, i in zip(ordered, ordered_index) if not i["replay"]]
+    assert not any(i["replay"] for i in index)
+    assert sorted(r["prompt"] for r in rows) == sorted(r["prompt"] for r in own)
+    assert [i["phase"] for i in index] != sorted(i["phase"] for i in index)
+
+
+def test_lr_scheduler_reaches_the_trainer_config(tmp_path):
+    from memmcl_merge.config import TrainConfig
+    from memmcl_merge.experts import build_sft_config
+
+    args = build_sft_config(TrainConfig(lr_scheduler="constant_with_warmup"), tmp_path)
+    assert getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type) == "constant_with_warmup"
+    with pytest.raises(ValueError):
+        TrainConfig(lr_scheduler="exponential")
+
+
 def test_config_errors_name_the_key(tmp_path):
     bad = tmp_path / "bad.yml"
     bad.write_text("tasks: [sst2, nope]\n")

@@ -1,0 +1,67 @@
+"""A controlled curriculum run for benchmarks/RESULTS.md: the benchmark's curriculum with some
+training settings changed, from the same stage-2 model, scored like every other system.
+
+    python benchmarks/curriculum_variant.py NAME KEY=VALUE ... [--limit 200]
+
+KEY is a field of ``curriculum.train`` (e.g. ``lr_scheduler=constant_with_warmup``,
+``max_examples=128``) or ``replay``. The model goes to runs/bench/variants/<slug>; the scores go into
+benchmarks/results/systems.json under NAME (skipped when NAME is there already).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run_benchmark as rb
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("name")
+    ap.add_argument("overrides", nargs="+", help="KEY=VALUE")
+    ap.add_argument("--limit", type=int, default=200)
+    ap.add_argument("--config", type=Path, default=rb.HERE / "bench.yml")
+    ap.add_argument("--data", type=Path, default=rb.DEFAULT_DATA)
+    args = ap.parse_args(argv)
+
+    import memmcl_merge.curriculum as cur
+
+    res = rb.Results("systems")
+    if res.has(args.name):
+        print(f"{args.name}: measured already, skipped")
+        return
+    cfg = rb.bench_config(args)
+    train, top = cfg.curriculum.train.model_dump(), {}
+    for item in args.overrides:
+        key, _, raw = item.partition("=")
+        value = yaml.safe_load(raw)
+        if key in train:
+            train[key] = value
+        elif key in cfg.curriculum.model_fields:
+            top[key] = value
+        else:
+            raise SystemExit(f"unknown override {key!r}: not a field of curriculum.train or curriculum")
+    curriculum = cfg.curriculum.model_validate({**cfg.curriculum.model_dump(), **top, "train": train})
+    cfg = cfg.model_copy(update={"curriculum": curriculum})
+    slug = re.sub(r"[^a-z0-9]+", "_", args.name.lower()).strip("_")
+    out = cfg.output_dir / "variants" / slug
+    # same start model and plan as the benchmark's curriculum; only the output folder differs
+    cur.curriculum_dir = lambda _cfg: out.with_name(slug + ".work")
+    cur.curriculum_model_dir = lambda _cfg: out
+    t0 = time.perf_counter()
+    cur.run_curriculum(cfg)
+    build = time.perf_counter() - t0
+    scored = rb.score_model(str(out), str(args.data.resolve()), "test_500", args.limit, tasks="all")
+    res.put(args.name, {"model": str(out), "build_seconds": build, "overrides": args.overrides, **scored})
+    print(args.name, scored["means"])
+
+
+if __name__ == "__main__":
+    main()
