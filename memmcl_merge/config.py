@@ -147,9 +147,11 @@ class CurriculumConfig(_Strict):
     enabled: bool = True
     weights: DifficultyWeights = DifficultyWeights()
     replay: float = Field(0.25, ge=0.0, le=1.0, description="Share of each phase replayed from easier phases.")
-    order: Literal["easy_to_hard", "shuffled"] = Field(
-        "easy_to_hard", description="shuffled: the same rows (no replay) in random order, the control "
-        "that tells what the order itself is worth.")
+    order: Literal["easy_to_hard", "mixed_easy_first", "shuffled"] = Field(
+        "mixed_easy_first", description="easy_to_hard: one phase per task with replay. mixed_easy_first: no "
+        "phases; task k of n (easiest first) joins the mix at mix_span*k/(n-1) of training and its rows are "
+        "spread from there to the end. shuffled: the same rows in random order (the control).")
+    mix_span: float = Field(0.5, ge=0.0, le=1.0, description="mixed_easy_first: when the hardest task joins.")
     start_model: str | None = Field(None, description="Default: the model of the last evolution search.")
     train: TrainConfig = TrainConfig(learning_rate=1e-4, max_examples=64, num_demos=1)
 

@@ -13,12 +13,17 @@ merge_gap      the expert's dev score - the merged model's weak-set score, clipp
                (what merging lost on that task, so what the curriculum has to win back)
 =============  =========================================================================
 
-Training is ONE TRL run over the concatenated phases with a sequential sampler, not one run per
-phase: a single learning-rate schedule and optimiser state carry across the whole curriculum
-(separate runs would restart warm-up and Adam moments at every phase). Each phase is one task, in
-order of difficulty, shuffled inside, plus ``replay`` x its size of examples drawn from the easier
-phases already seen, so later phases do not erase earlier ones. ``order: shuffled`` trains on the
-same rows without replay in random order: the control for what the order is worth.
+Training is ONE TRL run with a sequential sampler over the rows in curriculum order, not one run
+per task: one learning-rate schedule and optimiser state carry across the whole curriculum. The
+order (``curriculum.order``):
+
+- ``mixed_easy_first`` (default): task k of n, easiest first, joins the mix at ``mix_span * k/(n-1)``
+  of training and its rows are spread from there to the end, so the easy tasks start alone and every
+  task stays in the mix to the end (a competence-style schedule).
+- ``easy_to_hard``: one phase per task, plus ``replay`` x its size of rows from the easier phases.
+  Measured worse on real data (benchmarks/RESULTS.md): under one decaying schedule the hardest task,
+  last, gets the least learning rate and too few steps to learn its output format.
+- ``shuffled``: the same rows without replay in random order, the control for what the order is worth.
 """
 
 from __future__ import annotations
@@ -120,20 +125,26 @@ def curriculum_rows(cfg, plan: Sequence[TaskDifficulty]) -> tuple[list[dict], li
     cur = cfg.curriculum
     rng = random.Random(f"curriculum:{cfg.seed}")
     rows, index, seen = [], [], []
-    shuffled = cur.order == "shuffled"
+    phased = cur.order == "easy_to_hard"
+    keys, mix_rng = [], random.Random(f"curriculum-mix:{cfg.seed}")  # mixed_easy_first: place in [0, 1)
     for phase, d in enumerate(plan):
         own = [dict(r, task=d.task) for r in task_train_rows(d.task, cfg.data, cur.train)]
-        k = round(cur.replay * len(own)) if seen and not shuffled else 0
+        k = round(cur.replay * len(own)) if seen and phased else 0
         replay = rng.sample(seen, min(k, len(seen)))
         block = own + replay
         rng.shuffle(block)
+        entry = cur.mix_span * phase / max(1, len(plan) - 1)
         for r in block:
+            keys.append(entry + (1.0 - entry) * mix_rng.random())
             rows.append({"prompt": r["prompt"], "completion": r["completion"]})
             index.append({"phase": phase, "task": r["task"], "replay": r["task"] != d.task})
         seen.extend(own)
-    if shuffled:
+    if not phased:
         perm = list(range(len(rows)))
-        rng.shuffle(perm)
+        if cur.order == "shuffled":
+            rng.shuffle(perm)
+        else:
+            perm.sort(key=keys.__getitem__)
         rows, index = [rows[i] for i in perm], [index[i] for i in perm]
     return rows, index
 

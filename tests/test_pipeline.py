@@ -46,7 +46,8 @@ def test_the_trainer_sees_examples_in_curriculum_order(tiny_base_dir, tmp_path):
     from memmcl_merge.experts import make_trainer
 
     cfg = RunConfig(tasks=["tweet_offensive", "sst5", "aste_res14"], data="embedded",
-                    curriculum={"replay": 0.5, "train": {"max_examples": 6, "batch_size": 4, "num_demos": 1}})
+                    curriculum={"order": "easy_to_hard", "replay": 0.5,
+                                "train": {"max_examples": 6, "batch_size": 4, "num_demos": 1}})
     metas = {t: _meta(t) for t in cfg.tasks}
     plan = plan_curriculum(cfg, metas, {})
     assert [d.task for d in plan] == ["tweet_offensive", "sst5", "aste_res14"]
@@ -68,7 +69,7 @@ def test_the_trainer_sees_examples_in_curriculum_order(tiny_base_dir, tmp_path):
 
 def test_shuffled_control_has_the_same_rows_without_replay_in_another_order():
     cfg = RunConfig(tasks=["tweet_offensive", "sst5", "aste_res14"], data="embedded",
-                    curriculum={"replay": 0.5, "train": {"max_examples": 6}})
+                    curriculum={"order": "easy_to_hard", "replay": 0.5, "train": {"max_examples": 6}})
     plan = plan_curriculum(cfg, {t: _meta(t) for t in cfg.tasks}, {})
     ordered, ordered_index = curriculum_rows(cfg, plan)
     control = cfg.model_copy(update={"curriculum": cfg.curriculum.model_copy(update={"order": "shuffled"})})
@@ -77,6 +78,20 @@ def test_shuffled_control_has_the_same_rows_without_replay_in_another_order():
     assert not any(i["replay"] for i in index)
     assert sorted(r["prompt"] for r in rows) == sorted(r["prompt"] for r in own)
     assert [i["phase"] for i in index] != sorted(i["phase"] for i in index)
+
+
+def test_mixed_easy_first_lets_harder_tasks_in_later_and_keeps_every_task_to_the_end():
+    tasks = ["tweet_offensive", "sst5", "aste_res14"]
+    cfg = RunConfig(tasks=tasks, data="embedded",
+                    curriculum={"order": "mixed_easy_first", "mix_span": 0.5, "train": {"max_examples": 24}})
+    plan = plan_curriculum(cfg, {t: _meta(t) for t in tasks}, {})
+    rows, index = curriculum_rows(cfg, plan)
+    assert len(rows) == 3 * 24 and not any(i["replay"] for i in index)
+    first = {t: next(n for n, i in enumerate(index) if i["task"] == t) for t in tasks}
+    assert first["tweet_offensive"] < first["sst5"] < first["aste_res14"]  # easy first
+    # the hardest joins half way: before it, about half of the two easier tasks' rows (12 + 8 expected)
+    assert first["aste_res14"] >= 15
+    assert {i["task"] for i in index[-18:]} == set(tasks)  # every task stays in the mix to the end
 
 
 def test_lr_scheduler_reaches_the_trainer_config(tmp_path):
