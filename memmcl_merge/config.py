@@ -146,7 +146,7 @@ class DifficultyWeights(_Strict):
 class CurriculumConfig(_Strict):
     enabled: bool = True
     weights: DifficultyWeights = DifficultyWeights()
-    replay: float = Field(0.25, ge=0.0, le=1.0, description="Share of each phase replayed from easier phases.")
+    replay: float = Field(0.25, ge=0.0, le=1.0, description="easy_to_hard: share of each phase replayed from easier phases.")
     order: Literal["easy_to_hard", "mixed_easy_first", "shuffled"] = Field(
         "mixed_easy_first", description="easy_to_hard: one phase per task with replay. mixed_easy_first: no "
         "phases; task k of n (easiest first) joins the mix at mix_span*k/(n-1) of training and its rows are "
