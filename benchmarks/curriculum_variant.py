@@ -4,7 +4,7 @@ training settings changed, from the same stage-2 model, scored like every other 
     python benchmarks/curriculum_variant.py NAME KEY=VALUE ... [--limit 200]
 
 KEY is a field of ``curriculum.train`` (e.g. ``lr_scheduler=constant_with_warmup``,
-``max_examples=128``) or ``replay``. The model goes to runs/bench/variants/<slug>; the scores go into
+``max_examples=128``) or of ``curriculum`` (``order=shuffled``, ``replay=0.5``). The model goes to runs/bench/variants/<slug>; the scores go into
 benchmarks/results/systems.json under NAME (skipped when NAME is there already).
 """
 
@@ -31,7 +31,7 @@ def main(argv=None) -> None:
     ap.add_argument("--data", type=Path, default=rb.DEFAULT_DATA)
     args = ap.parse_args(argv)
 
-    import memmcl_merge.curriculum as cur
+    from memmcl_merge.curriculum import run_curriculum
 
     res = rb.Results("systems")
     if res.has(args.name):
@@ -52,11 +52,8 @@ def main(argv=None) -> None:
     cfg = cfg.model_copy(update={"curriculum": curriculum})
     slug = re.sub(r"[^a-z0-9]+", "_", args.name.lower()).strip("_")
     out = cfg.output_dir / "variants" / slug
-    # same start model and plan as the benchmark's curriculum; only the output folder differs
-    cur.curriculum_dir = lambda _cfg: out.with_name(slug + ".work")
-    cur.curriculum_model_dir = lambda _cfg: out
     t0 = time.perf_counter()
-    cur.run_curriculum(cfg)
+    run_curriculum(cfg, out=out)  # same start model and plan as the benchmark's curriculum
     build = time.perf_counter() - t0
     scored = rb.score_model(str(out), str(args.data.resolve()), "test_500", args.limit, tasks="all")
     res.put(args.name, {"model": str(out), "build_seconds": build, "overrides": args.overrides, **scored})

@@ -364,8 +364,7 @@ COMPARED = ("base zero-shot", "base 2-shot", "baseline task_arithmetic", "baseli
 OURS = "MEM-MCL stage 2 + curriculum"
 
 
-CORE = ("base zero-shot", "base 2-shot", "baseline task_arithmetic", "baseline ties", "baseline dare_ties",
-        "single-stage CMA-ES", "multitask SFT", "MEM-MCL stage 2", OURS)
+CORE = (*COMPARED, "MEM-MCL stage 2", OURS)
 
 
 def step_report(args) -> None:

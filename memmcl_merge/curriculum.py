@@ -164,12 +164,13 @@ def curriculum_model_dir(cfg) -> Path:
     return cfg.output_dir / "final"
 
 
-def run_curriculum(cfg, progress=print) -> dict:
-    """Train the merged model easy -> hard into ``<output_dir>/final`` (complete or absent)."""
+def run_curriculum(cfg, progress=print, out: Path | None = None) -> dict:
+    """Train the merged model easy -> hard into ``out`` (default ``<output_dir>/final``), complete or
+    absent."""
     from .experts import sft_train
     from .io import read_json, replace_dir, write_json
 
-    work, final = curriculum_dir(cfg), curriculum_model_dir(cfg)
+    work, final = curriculum_dir(cfg), Path(out) if out is not None else curriculum_model_dir(cfg)
     marker = final / MARKER
     if marker.is_file():
         if progress:
