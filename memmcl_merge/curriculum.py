@@ -24,6 +24,11 @@ order (``curriculum.order``):
   Measured worse on real data (benchmarks/RESULTS.md): under one decaying schedule the hardest task,
   last, gets the least learning rate and too few steps to learn its output format.
 - ``shuffled``: the same rows without replay in random order, the control for what the order is worth.
+
+How much of the training each task gets is meta-data driven too: ``curriculum.passes = (lo, hi)``
+gives the easiest task ``lo`` passes over its rows and the hardest ``hi``, linearly by rank between
+(default (1, 1): one pass each). With lo + hi = 2 the total number of steps is unchanged; the steps
+move from the tasks the merge already handles to the ones it does not.
 """
 
 from __future__ import annotations
@@ -118,6 +123,19 @@ def format_plan(plan: Sequence[TaskDifficulty], weights: Mapping[str, float]) ->
     return "\n".join(lines)
 
 
+def task_passes(passes: tuple[float, float], rank: int, n: int) -> float:
+    """Passes over the rows of the task of difficulty ``rank`` (0 = easiest) of ``n``: linear by rank
+    between the easiest's and the hardest's, so (lo, hi) with lo + hi = 2 keeps the total steps."""
+    lo, hi = passes
+    return lo + (hi - lo) * rank / max(1, n - 1)
+
+
+def allocate(rng: random.Random, rows: list[dict], passes: float) -> list[dict]:
+    """Whole copies of ``rows`` for the whole passes, plus a seeded sample for the fraction."""
+    whole, frac = divmod(passes, 1.0)
+    return rows * int(whole) + rng.sample(rows, round(frac * len(rows)))
+
+
 def curriculum_rows(cfg, plan: Sequence[TaskDifficulty]) -> tuple[list[dict], list[dict]]:
     """The SFT rows in training order, and per row its phase and task (for checks and the report)."""
     from .experts import task_train_rows
@@ -128,7 +146,8 @@ def curriculum_rows(cfg, plan: Sequence[TaskDifficulty]) -> tuple[list[dict], li
     phased = cur.order == "easy_to_hard"
     keys, mix_rng = [], random.Random(f"curriculum-mix:{cfg.seed}")  # mixed_easy_first: place in [0, 1)
     for phase, d in enumerate(plan):
-        own = [dict(r, task=d.task) for r in task_train_rows(d.task, cfg.data, cur.train)]
+        own = allocate(rng, [dict(r, task=d.task) for r in task_train_rows(d.task, cfg.data, cur.train)],
+                       task_passes(cur.passes, phase, len(plan)))
         k = round(cur.replay * len(own)) if seen and phased else 0
         replay = rng.sample(seen, min(k, len(seen)))
         block = own + replay

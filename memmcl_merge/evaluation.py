@@ -74,15 +74,29 @@ class Evaluator:
         tm = TaskManager(include_path=str(evals_dir()), include_defaults=False, metadata=meta)
         self.task_dict = get_task_dict([t.lm_eval_name for t in self.tasks], tm)
 
-    def wrap(self, model, tokenizer):
-        """An lm-eval LM around a model already in memory (weights changed in place are seen)."""
+    def wrap(self, model, tokenizer, answer_window: bool = True):
+        """An lm-eval LM around a model already in memory (weights changed in place are seen).
+
+        ``answer_window`` scores multiple choice from the logits of the answer positions only
+        (``fast_lm``: same requests and answers, less work); off, it is lm-eval's HFLM as is."""
         from lm_eval.models.huggingface import HFLM
 
         quiet_lm_eval()
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=self.batch_size,
-                    device=str(model.device))
+        kw = {"pretrained": model, "tokenizer": tokenizer, "batch_size": self.batch_size, "device": str(model.device)}
+        if not answer_window:
+            return HFLM(**kw)
+        from .fast_lm import AnswerWindowHFLM
+
+        return AnswerWindowHFLM(**kw, max_answer_tokens=self.max_answer_tokens(tokenizer))
+
+    def max_answer_tokens(self, tokenizer) -> int:
+        """Longest label of these tasks in tokens, as lm-eval appends it (after a space), plus a
+        margin for tokens merged across the join; at least 1."""
+        lengths = [len(tokenizer(" " + label, add_special_tokens=False)["input_ids"])
+                   for spec in self.tasks if not spec.is_generative for label in spec.labels]
+        return max(lengths, default=0) + 2
 
     def _run(self, lm, log_samples: bool):
         import lm_eval.evaluator

@@ -53,6 +53,36 @@ def test_in_process_evaluation_classification_and_generation(tiny_base_dir):
     assert "sst2" in format_table({"tiny": scores})
 
 
+def _loglikelihoods(ev, lm) -> dict:
+    out = ev._run(lm, log_samples=True)
+    return {name: [[float(r[0]) for r in s["filtered_resps"]] for s in sorted(rows, key=lambda s: s["doc_id"])]
+            for name, rows in out["samples"].items()}
+
+
+def test_answer_window_scores_exactly_like_lm_eval(tiny_base_dir):
+    """The answer-window LM returns the same log-likelihood for every choice as lm-eval's HFLM,
+    on rows of different lengths in one batch and on multi-token labels (tweet_offensive); a
+    window too short for an answer raises instead of scoring the wrong tokens."""
+    from memmcl_merge.fast_lm import AnswerWindowHFLM
+    from memmcl_merge.models import load_model_and_tokenizer
+
+    model, tok = load_model_and_tokenizer(str(tiny_base_dir))
+    ev = Evaluator(resolve_tasks("sst2,tweet_offensive,tweet_stance"), split="dev", limit=12, batch_size=5)
+    fast = ev.wrap(model, tok)
+    assert isinstance(fast, AnswerWindowHFLM)
+    plain = ev.wrap(model, tok, answer_window=False)
+    assert type(plain) is not AnswerWindowHFLM
+    got, want = _loglikelihoods(ev, fast), _loglikelihoods(ev, plain)
+    assert got.keys() == want.keys()
+    for name in want:
+        for g, w in zip(got[name], want[name], strict=True):
+            assert g == pytest.approx(w, rel=1e-5, abs=1e-5), name
+    short = AnswerWindowHFLM(pretrained=model, tokenizer=tok, batch_size=5, device="cpu", max_answer_tokens=1)
+    # " not offensive" is two tokens here: a one-token window cannot hold it and must say so
+    with pytest.raises(RuntimeError, match="longer than max_answer_tokens=1"):
+        _loglikelihoods(ev, short)
+
+
 def test_nan_scores_are_named(tiny_base_dir):
     import torch
 

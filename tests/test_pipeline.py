@@ -201,3 +201,19 @@ def test_cli_names_a_bad_stage_and_a_bad_config(tmp_path):
     res = CliRunner().invoke(main, ["run", str(cfg)])
     assert res.exit_code != 0 and "experts.train.batch_size" in res.output
     assert not (tmp_path / "out").exists()  # rejected before any work started
+
+
+def test_passes_move_steps_from_easy_to_hard_tasks_at_the_same_total():
+    cfg = RunConfig(tasks=["tweet_offensive", "sst5", "aste_res14"], data="embedded",
+                    curriculum={"passes": [0.5, 1.5], "train": {"max_examples": 8}})
+    plan = plan_curriculum(cfg, {t: _meta(t) for t in cfg.tasks}, {})
+    rows, index = curriculum_rows(cfg, plan)
+    count = {d.task: sum(i["task"] == d.task for i in index) for d in plan}
+    assert [count[d.task] for d in plan] == [4, 8, 12]  # easiest half a pass, hardest one and a half
+    assert len(rows) == 3 * 8
+    hardest = [r["prompt"] for r, i in zip(rows, index) if i["task"] == plan[-1].task]
+    assert len(set(hardest)) == 8  # a whole pass over every row, then half of them again
+    even = cfg.model_copy(update={"curriculum": cfg.curriculum.model_copy(update={"passes": (1.0, 1.0)})})
+    assert sorted(i["task"] for i in curriculum_rows(even, plan)[1]) == sorted(t for t in cfg.tasks for _ in range(8))
+    with pytest.raises(ValueError, match="passes must be > 0"):
+        RunConfig(tasks=["sst2"], curriculum={"passes": [0, 2]})
