@@ -186,6 +186,11 @@ def candidate_speed(cfg, repeats: int = 3) -> dict:
         merges.append(out["seconds_merge"])
         evals.append(out["seconds_eval"])
     ours = (sum(merges) + sum(evals)) / repeats
+    # the same candidates scored by lm-eval's HFLM as is: what the answer window is worth
+    window_lm, runner.lm = runner.lm, runner.evaluator.wrap(runner.model, runner.tok, answer_window=False)
+    runner(best)
+    plain_evals = [runner(best)["seconds_eval"] for _ in range(repeats)]
+    runner.lm = window_lm
     bin_dir = Path(sys.executable).parent
     with tempfile.TemporaryDirectory() as tmp:
         recipe = write_recipe(Path(tmp) / "cand.yml", base, {m: str(p) for m, p in runner.member_paths.items()},
@@ -207,7 +212,8 @@ def candidate_speed(cfg, repeats: int = 3) -> dict:
     return {"search": plan.key, "dtype": str(runner.model.dtype), "weak_examples": sum(1 for t in plan.tasks for _ in
                                                     open(weak / t / "weak.jsonl", encoding="utf-8")),
             "ours": {"setup_once_s_incl_first_candidate": setup, "merge_s": sum(merges) / repeats, "eval_s": sum(evals) / repeats,
-                     "per_candidate_s": ours},
+                     "per_candidate_s": ours,
+                     "eval_s_without_answer_window": sum(plain_evals) / repeats},
             "mergekit_yaml_plus_lm_eval_cli": {"merge_s": t_merge, "eval_s": t_eval, "per_candidate_s": theirs},
             "candidates_per_hour_ratio": theirs / ours}
 
@@ -350,13 +356,48 @@ def step_speed(args) -> None:
     from memmcl_merge.config import load_config
     from memmcl_merge.io import write_json
 
-    cfg = load_config(args.config)
+    cfg = bench_config(args) if args.config.resolve() == BENCH_CONFIG else load_config(args.config)
     out = candidate_speed(cfg)
     write_json(RESULTS / f"{args.name}.json", {"machine": machine(), "config": str(args.config),
                                               "command": " ".join(["python", *sys.argv]), **out})
     print(f"ours {out['ours']['per_candidate_s']:.1f} s/candidate, mergekit-yaml + lm_eval "
           f"{out['mergekit_yaml_plus_lm_eval_cli']['per_candidate_s']:.1f} s: "
           f"{out['candidates_per_hour_ratio']:.1f}x more candidates per hour")
+
+
+def step_answer_window(args) -> None:
+    """lm-eval's HFLM against our answer-window LM (fast_lm) on the same expert and test rows: the
+    log-likelihood of every choice, answers flipped, and seconds (best of two runs each, alternated)."""
+    from memmcl_merge.evaluation import Evaluator, resolve_tasks
+    from memmcl_merge.io import write_json
+    from memmcl_merge.models import load_model_and_tokenizer
+
+    cfg = bench_config(args)
+    old = Results("systems").data["systems"]
+    out = {}
+    for task in [t.name for t in resolve_tasks(args.tasks)]:
+        model, tok = load_model_and_tokenizer(str(cfg.output_dir / "experts" / task), dtype=eval_dtype())
+        ev = Evaluator(resolve_tasks(task), data=str(args.data), split=args.split, limit=args.limit, batch_size=16)
+        if ev.tasks[0].is_generative:
+            continue  # generation is HFLM's own path in both
+        runs: dict[bool, list] = {False: [], True: []}
+        for window in (False, True, False, True):
+            lm = ev.wrap(model, tok, answer_window=window)
+            t0 = time.perf_counter()
+            o = ev._run(lm, log_samples=True)
+            samples = sorted(o["samples"][f"sentiment_{task}"], key=lambda s: s["doc_id"])
+            runs[window].append((time.perf_counter() - t0, [[float(r[0]) for r in s["filtered_resps"]] for s in samples],
+                                 o["results"][f"sentiment_{task}"]["score,none"]))
+        (_, plain, s_plain), (_, fast, s_fast) = runs[False][0], runs[True][0]
+        pick = lambda ll: max(range(len(ll)), key=ll.__getitem__)
+        out[task] = {"expert_own_score_before": old.get(f"expert:{task} (own task)", {}).get("scores", {}).get(task, {}).get("score"),
+                     "plain": s_plain, "window": s_fast, "n": len(plain),
+                     "max_abs_ll_diff": max(abs(x - y) for p, q in zip(plain, fast) for x, y in zip(p, q)),
+                     "answer_flips": sum(pick(p) != pick(q) for p, q in zip(plain, fast)),
+                     "plain_s": min(r[0] for r in runs[False]), "window_s": min(r[0] for r in runs[True])}
+        print(task, out[task], flush=True)
+    write_json(RESULTS / "answer_window_check.json", {"machine": machine(), "command": " ".join(["python", *sys.argv]),
+                                                      "tasks": out})
 
 
 COMPARED = ("base zero-shot", "base 2-shot", "baseline task_arithmetic", "baseline ties", "baseline dare_ties",
@@ -438,7 +479,7 @@ def _chart(means: dict, path: Path) -> None:
     plt.close(fig)
 
 
-STEPS = {"report": step_report, "pipeline": step_pipeline, "speed": step_speed, "zero_shot": step_zero_shot, "experts": step_experts, "evolve": step_evolve, "systems": step_systems}
+STEPS = {"answer_window": step_answer_window, "report": step_report, "pipeline": step_pipeline, "speed": step_speed, "zero_shot": step_zero_shot, "experts": step_experts, "evolve": step_evolve, "systems": step_systems}
 
 
 def main(argv=None) -> None:
