@@ -45,7 +45,12 @@ class AnswerWindowHFLM(HFLM):
             return super()._model_call(inps, attn_mask=attn_mask, labels=labels)
         with torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=self.mixed_precision_dtype,
                                              enabled=self.mixed_precision_dtype is not None):
-            return self.model(inps, logits_to_keep=self.keep_last(inps)).logits
+            try:
+                return self.model(inps, logits_to_keep=self.keep_last(inps)).logits
+            except TypeError as e:  # an architecture without logits_to_keep: all positions, as HFLM does
+                if "logits_to_keep" not in str(e):
+                    raise
+                return self.model(inps).logits
 
     def _select_cont_toks(self, logits, contlen=None, inplen=None):
         if self.backend == "causal" and contlen and inplen is not None and inplen - contlen < 0:
