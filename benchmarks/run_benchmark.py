@@ -368,7 +368,7 @@ def step_speed(args) -> None:
 def step_answer_window(args) -> None:
     """lm-eval's HFLM against our answer-window LM (fast_lm) on the same expert and test rows: the
     log-likelihood of every choice, answers flipped, and seconds (best of two runs each, alternated)."""
-    from memmcl_merge.evaluation import Evaluator, resolve_tasks
+    from memmcl_merge.evaluation import Evaluator, choice_loglikelihoods, resolve_tasks
     from memmcl_merge.io import write_json
     from memmcl_merge.models import load_model_and_tokenizer
 
@@ -384,10 +384,9 @@ def step_answer_window(args) -> None:
         for window in (False, True, False, True):
             lm = ev.wrap(model, tok, answer_window=window)
             t0 = time.perf_counter()
-            o = ev._run(lm, log_samples=True)
-            samples = sorted(o["samples"][f"sentiment_{task}"], key=lambda s: s["doc_id"])
-            runs[window].append((time.perf_counter() - t0, [[float(r[0]) for r in s["filtered_resps"]] for s in samples],
-                                 o["results"][f"sentiment_{task}"]["score,none"]))
+            results, logged = ev.logged_samples(lm)
+            runs[window].append((time.perf_counter() - t0, choice_loglikelihoods(logged[task]),
+                                 results[f"sentiment_{task}"]["score,none"]))
         (_, plain, s_plain), (_, fast, s_fast) = runs[False][0], runs[True][0]
         pick = lambda ll: max(range(len(ll)), key=ll.__getitem__)
         out[task] = {"expert_own_score_before": old.get(f"expert:{task} (own task)", {}).get("scores", {}).get(task, {}).get("score"),

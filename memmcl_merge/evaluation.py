@@ -93,7 +93,7 @@ class Evaluator:
 
     def max_answer_tokens(self, tokenizer) -> int:
         """Longest label of these tasks in tokens, as lm-eval appends it (after a space), plus a
-        margin for tokens merged across the join; at least 1."""
+        margin of 2 for tokens merged across the join."""
         lengths = [len(tokenizer(" " + label, add_special_tokens=False)["input_ids"])
                    for spec in self.tasks if not spec.is_generative for label in spec.labels]
         return max(lengths, default=0) + 2
@@ -108,17 +108,23 @@ class Evaluator:
         """The model's answer per doc, in doc order: a label, or a list of triplets (teacher labels)."""
         from .tasks import parse_triplets
 
-        out = self._run(lm, log_samples=True) or {}
+        _, logged = self.logged_samples(lm)
         preds = {}
         for spec in self.tasks:
-            samples = sorted(out["samples"][spec.lm_eval_name], key=lambda s: s["doc_id"])
+            samples = logged[spec.name]
             if spec.is_generative:
                 preds[spec.name] = [parse_triplets(s["filtered_resps"][0]) for s in samples]
             else:
-                preds[spec.name] = [spec.labels[max(range(len(spec.labels)),
-                                                    key=lambda i: float(s["filtered_resps"][i][0]))]
-                                    for s in samples]
+                preds[spec.name] = [spec.labels[max(range(len(lls)), key=lls.__getitem__)]
+                                    for lls in choice_loglikelihoods(samples)]
         return preds
+
+    def logged_samples(self, lm) -> tuple[dict, dict[str, list[dict]]]:
+        """One run with samples logged: lm-eval's results per task, and per task name its samples
+        in doc order."""
+        out = self._run(lm, log_samples=True) or {}
+        return out.get("results", {}), {spec.name: sorted(out["samples"][spec.lm_eval_name], key=lambda s: s["doc_id"])
+                                        for spec in self.tasks}
 
     def evaluate(self, lm) -> dict[str, dict[str, float]]:
         """Scores per task name: ``{"sst2": {"score": .., "acc": .., ...}}``; raises on NaN."""
@@ -136,6 +142,11 @@ class Evaluator:
                 raise EvaluationError(f"{spec.lm_eval_name}: metric(s) {', '.join(bad)} came out NaN")
             scores[spec.name] = row
         return scores
+
+
+def choice_loglikelihoods(samples: Sequence[Mapping]) -> list[list[float]]:
+    """Per multiple-choice sample, the log-likelihood of each choice, in choice order."""
+    return [[float(r[0]) for r in s["filtered_resps"]] for s in samples]
 
 
 def evaluate_model(model_ref: str, tasks=None, data=None, split: str = "test", limit=None,

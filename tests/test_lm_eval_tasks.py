@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 from conftest import SHARED_DATA, needs_shared_data
 
-from memmcl_merge.evaluation import EvaluationError, Evaluator, format_table, resolve_tasks
+from memmcl_merge.evaluation import (
+    EvaluationError,
+    Evaluator,
+    choice_loglikelihoods,
+    format_table,
+    resolve_tasks,
+)
 from memmcl_merge.lm_tasks import evals_dir, load_dataset
 
 
@@ -54,9 +60,7 @@ def test_in_process_evaluation_classification_and_generation(tiny_base_dir):
 
 
 def _loglikelihoods(ev, lm) -> dict:
-    out = ev._run(lm, log_samples=True)
-    return {name: [[float(r[0]) for r in s["filtered_resps"]] for s in sorted(rows, key=lambda s: s["doc_id"])]
-            for name, rows in out["samples"].items()}
+    return {name: choice_loglikelihoods(samples) for name, samples in ev.logged_samples(lm)[1].items()}
 
 
 def test_answer_window_scores_exactly_like_lm_eval(tiny_base_dir):
