@@ -5,7 +5,8 @@ training settings changed, from the same stage-2 model, scored like every other 
 
 KEY is a field of ``curriculum.train`` (e.g. ``lr_scheduler=constant_with_warmup``,
 ``max_examples=128``) or of ``curriculum`` (``order=shuffled``, ``replay=0.5``). The model goes to runs/bench/variants/<slug>; the scores go into
-benchmarks/results/systems.json under NAME (skipped when NAME is there already).
+benchmarks/results/systems.json (or ``--results NAME2``: NAME2.json) under NAME (skipped when NAME is
+there already).
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ def main(argv=None) -> None:
     ap.add_argument("name")
     ap.add_argument("overrides", nargs="+", help="KEY=VALUE")
     ap.add_argument("--limit", type=int, default=200)
+    ap.add_argument("--results", default="systems", help="the results file, benchmarks/results/<name>.json")
     ap.add_argument("--config", type=Path, default=rb.HERE / "bench.yml")
     ap.add_argument("--data", type=Path, default=rb.DEFAULT_DATA)
     args = ap.parse_args(argv)
 
     from memmcl_merge.curriculum import run_curriculum
 
-    res = rb.Results("systems")
+    res = rb.Results(args.results)
     if res.has(args.name):
         print(f"{args.name}: measured already, skipped")
         return

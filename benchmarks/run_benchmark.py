@@ -219,20 +219,23 @@ def candidate_speed(cfg, repeats: int = 3) -> dict:
 
 
 def step_systems(args) -> None:
-    """Every system of issue 8 on the same test subset; experts and MEM-MCL stages come from the
-    `experts` and `evolve` steps (run first), everything else is built here."""
+    """Every system of issue 8 on the same test subset. Missing experts are trained, the MEM-MCL
+    stages evolved (finished searches are reused), everything else is built here."""
     from memmcl_merge.curriculum import run_curriculum
     from memmcl_merge.evolve import final_model_dir, run_plan
+    from memmcl_merge.experts import train_experts
     from memmcl_merge.models import resolve_model
 
     cfg = bench_config(args)
-    res = Results("systems")
+    res = Results(args.results)
     res.meta(machine=machine(), data=str(args.data), split=args.split, limit=args.limit, dtype=str(eval_dtype()),
              config=cfg.model_dump(mode="json"),
              commands=[*res.data["meta"].get("commands", []), " ".join(["python", *sys.argv])])
     out = cfg.output_dir
     base = resolve_model(cfg.base_model)
     experts = cfg.output_dir / "experts"
+    if any(_selected(args, f"expert:{t} (own task)") and not res.has(f"expert:{t} (own task)") for t in cfg.tasks):
+        train_experts(cfg)  # finished experts are kept, so this trains only what is missing
     # Each expert on its own task only: the bar is "keep 95% of each expert's own score"; the full
     # experts x tasks matrix is the `experts` step.
     for task in cfg.tasks:
@@ -253,7 +256,8 @@ def step_systems(args) -> None:
         "MEM-MCL stage 2 + curriculum": lambda: _then(run_curriculum(cfg), out / "final"),
     }
     evolved = Results("evolve").data
-    if (not res.has("MEM-MCL stage 2") and "stage2" in evolved["systems"]
+    # (only for systems.json: another results file is another chain, e.g. on freshly trained experts)
+    if (args.results == "systems" and not res.has("MEM-MCL stage 2") and "stage2" in evolved["systems"]
             and all(evolved["meta"].get(k) == res.data["meta"].get(k) for k in ("data", "split", "limit", "dtype"))):
         # the evolve step already scored the stage-2 model on this subset: same model, same numbers
         res.put("MEM-MCL stage 2", {"model": str(final_model_dir(cfg)), "build_seconds": 0.0,
@@ -494,6 +498,8 @@ def main(argv=None) -> None:
     p.add_argument("--name", default="default_pipeline", help="pipeline: the results file name.")
     p.add_argument("--command", default="make demo", help="pipeline: the command that made the run.")
     p.add_argument("--only", default="", help="systems: comma-separated words; run only systems whose name has one.")
+    p.add_argument("--results", default="systems",
+                   help="systems: the results file (benchmarks/results/<name>.json) the scores go to.")
     args = p.parse_args(argv)
     if args.step not in ("pipeline", "speed", "report") and not (args.data / "tasks.json").is_file():
         sys.exit(f"no benchmark data at {args.data} (expected the ../shared/data layout with tasks.json)")
