@@ -43,6 +43,7 @@ def replace_dir(tmp: Path, final: Path) -> Path:
 
     if final.exists():
         shutil.rmtree(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, final)
     return final
 

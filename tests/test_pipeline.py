@@ -217,3 +217,15 @@ def test_passes_move_steps_from_easy_to_hard_tasks_at_the_same_total():
     assert sorted(i["task"] for i in curriculum_rows(even, plan)[1]) == sorted(t for t in cfg.tasks for _ in range(8))
     with pytest.raises(ValueError, match="passes must be > 0"):
         RunConfig(tasks=["sst2"], curriculum={"passes": [0, 2]})
+
+
+def test_replace_dir_puts_a_folder_under_a_parent_that_does_not_exist_yet(tmp_path):
+    """A model trained into a work folder lands in a new place (a curriculum variant's folder):
+    the move must not lose it for want of a parent folder."""
+    from memmcl_merge.io import replace_dir
+
+    tmp = tmp_path / "work" / ".model.tmp-1"
+    tmp.mkdir(parents=True)
+    (tmp / "config.json").write_text("{}")
+    final = replace_dir(tmp, tmp_path / "variants" / "a" / "model")
+    assert (final / "config.json").read_text() == "{}" and not tmp.exists()
