@@ -186,15 +186,11 @@ def candidate_speed(cfg, repeats: int = 3) -> dict:
         merges.append(out["seconds_merge"])
         evals.append(out["seconds_eval"])
     ours = (sum(merges) + sum(evals)) / repeats
-    # the same candidate scored by lm-eval's HFLM as is, and with the answer window only: what
-    # each part of fast_lm is worth
-    ours_lm, other = runner.lm, {}
-    for name, kw in (("eval_s_without_answer_window", {"answer_window": False}),
-                     ("eval_s_without_shared_prefix", {"share_prefix": False})):
-        runner.lm = runner.evaluator.wrap(runner.model, runner.tok, **kw)
-        runner(best)
-        other[name] = sum(runner(best)["seconds_eval"] for _ in range(repeats)) / repeats
-    runner.lm = ours_lm
+    # the same candidates scored by lm-eval's HFLM as is: what the answer window is worth
+    window_lm, runner.lm = runner.lm, runner.evaluator.wrap(runner.model, runner.tok, answer_window=False)
+    runner(best)
+    plain_evals = [runner(best)["seconds_eval"] for _ in range(repeats)]
+    runner.lm = window_lm
     bin_dir = Path(sys.executable).parent
     with tempfile.TemporaryDirectory() as tmp:
         recipe = write_recipe(Path(tmp) / "cand.yml", base, {m: str(p) for m, p in runner.member_paths.items()},
@@ -216,7 +212,8 @@ def candidate_speed(cfg, repeats: int = 3) -> dict:
     return {"search": plan.key, "dtype": str(runner.model.dtype), "weak_examples": sum(1 for t in plan.tasks for _ in
                                                     open(weak / t / "weak.jsonl", encoding="utf-8")),
             "ours": {"setup_once_s_incl_first_candidate": setup, "merge_s": sum(merges) / repeats, "eval_s": sum(evals) / repeats,
-                     "per_candidate_s": ours, **other},
+                     "per_candidate_s": ours,
+                     "eval_s_without_answer_window": sum(plain_evals) / repeats},
             "mergekit_yaml_plus_lm_eval_cli": {"merge_s": t_merge, "eval_s": t_eval, "per_candidate_s": theirs},
             "candidates_per_hour_ratio": theirs / ours}
 
@@ -373,9 +370,8 @@ def step_speed(args) -> None:
 
 
 def step_answer_window(args) -> None:
-    """lm-eval's HFLM against our LM (fast_lm: the answer window, then also the shared prompt
-    prefix) on the same expert and test rows: the log-likelihood of every choice, answers flipped,
-    and seconds (best of two runs each, interleaved)."""
+    """lm-eval's HFLM against our answer-window LM (fast_lm) on the same expert and test rows: the
+    log-likelihood of every choice, answers flipped, and seconds (best of two runs each, alternated)."""
     from memmcl_merge.evaluation import Evaluator, choice_loglikelihoods, resolve_tasks
     from memmcl_merge.io import write_json
     from memmcl_merge.models import load_model_and_tokenizer
@@ -387,31 +383,24 @@ def step_answer_window(args) -> None:
         model, tok = load_model_and_tokenizer(str(cfg.output_dir / "experts" / task), dtype=eval_dtype())
         ev = Evaluator(resolve_tasks(task), data=str(args.data), split=args.split, limit=args.limit, batch_size=16)
         if ev.tasks[0].is_generative:
-            continue  # generation is HFLM's own path in all
-        variants = {"plain": {"answer_window": False}, "window": {"share_prefix": False}, "window_prefix": {}}
-        runs: dict[str, list] = {v: [] for v in variants}
-        for _ in range(2):
-            for v, kw in variants.items():
-                lm = ev.wrap(model, tok, **kw)
-                t0 = time.perf_counter()
-                results, logged = ev.logged_samples(lm)
-                runs[v].append((time.perf_counter() - t0, choice_loglikelihoods(logged[task]),
-                                results[f"sentiment_{task}"]["score,none"]))
-        plain = runs["plain"][0][1]
+            continue  # generation is HFLM's own path in both
+        runs: dict[bool, list] = {False: [], True: []}
+        for window in (False, True, False, True):
+            lm = ev.wrap(model, tok, answer_window=window)
+            t0 = time.perf_counter()
+            results, logged = ev.logged_samples(lm)
+            runs[window].append((time.perf_counter() - t0, choice_loglikelihoods(logged[task]),
+                                 results[f"sentiment_{task}"]["score,none"]))
+        (_, plain, s_plain), (_, fast, s_fast) = runs[False][0], runs[True][0]
         pick = lambda ll: max(range(len(ll)), key=ll.__getitem__)
-        row = {"expert_own_score_before": old.get(f"expert:{task} (own task)", {}).get("scores", {}).get(task, {}).get("score"),
-               "n": len(plain), "plain": runs["plain"][0][2], "plain_s": min(r[0] for r in runs["plain"])}
-        for v in ("window", "window_prefix"):
-            fast = runs[v][0][1]
-            row[v] = {"score": runs[v][0][2], "seconds": min(r[0] for r in runs[v]),
-                      "max_abs_ll_diff": max(abs(x - y) for p, q in zip(plain, fast) for x, y in zip(p, q)),
-                      "answer_flips": sum(pick(p) != pick(q) for p, q in zip(plain, fast)),
-                      "speedup": min(r[0] for r in runs["plain"]) / min(r[0] for r in runs[v])}
-        out[task] = row
-        print(task, row, flush=True)
-    write_json(RESULTS / "answer_window_check.json",
-               {"machine": machine(), "dtype": str(eval_dtype()), "command": " ".join(["python", *sys.argv]),
-                "tasks": out})
+        out[task] = {"expert_own_score_before": old.get(f"expert:{task} (own task)", {}).get("scores", {}).get(task, {}).get("score"),
+                     "plain": s_plain, "window": s_fast, "n": len(plain),
+                     "max_abs_ll_diff": max(abs(x - y) for p, q in zip(plain, fast) for x, y in zip(p, q)),
+                     "answer_flips": sum(pick(p) != pick(q) for p, q in zip(plain, fast)),
+                     "plain_s": min(r[0] for r in runs[False]), "window_s": min(r[0] for r in runs[True])}
+        print(task, out[task], flush=True)
+    write_json(RESULTS / "answer_window_check.json", {"machine": machine(), "command": " ".join(["python", *sys.argv]),
+                                                      "tasks": out})
 
 
 COMPARED = ("base zero-shot", "base 2-shot", "baseline task_arithmetic", "baseline ties", "baseline dare_ties",

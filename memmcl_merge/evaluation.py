@@ -74,12 +74,11 @@ class Evaluator:
         tm = TaskManager(include_path=str(evals_dir()), include_defaults=False, metadata=meta)
         self.task_dict = get_task_dict([t.lm_eval_name for t in self.tasks], tm)
 
-    def wrap(self, model, tokenizer, answer_window: bool = True, share_prefix: bool = True):
+    def wrap(self, model, tokenizer, answer_window: bool = True):
         """An lm-eval LM around a model already in memory (weights changed in place are seen).
 
-        ``answer_window`` scores multiple choice from the logits of the answer positions only, and
-        ``share_prefix`` runs a batch's common prompt prefix once (``fast_lm``: same requests and
-        answers, less work); with ``answer_window`` off, it is lm-eval's HFLM as is."""
+        ``answer_window`` scores multiple choice from the logits of the answer positions only
+        (``fast_lm``: same requests and answers, less work); off, it is lm-eval's HFLM as is."""
         from lm_eval.models.huggingface import HFLM
 
         quiet_lm_eval()
@@ -90,7 +89,7 @@ class Evaluator:
             return HFLM(**kw)
         from .fast_lm import AnswerWindowHFLM
 
-        return AnswerWindowHFLM(**kw, max_answer_tokens=self.max_answer_tokens(tokenizer), share_prefix=share_prefix)
+        return AnswerWindowHFLM(**kw, max_answer_tokens=self.max_answer_tokens(tokenizer))
 
     def max_answer_tokens(self, tokenizer) -> int:
         """Longest label of these tasks in tokens, as lm-eval appends it (after a space), plus a
