@@ -145,8 +145,11 @@ def curriculum_rows(cfg, plan: Sequence[TaskDifficulty]) -> tuple[list[dict], li
     rows, index, seen = [], [], []
     phased = cur.order == "easy_to_hard"
     keys, mix_rng = [], random.Random(f"curriculum-mix:{cfg.seed}")  # mixed_easy_first: place in [0, 1)
+    # the fractional passes draw from their own stream, so every order (and the shuffled control)
+    # trains on the same rows
+    pass_rng = random.Random(f"curriculum-passes:{cfg.seed}")
     for phase, d in enumerate(plan):
-        own = allocate(rng, [dict(r, task=d.task) for r in task_train_rows(d.task, cfg.data, cur.train)],
+        own = allocate(pass_rng, [dict(r, task=d.task) for r in task_train_rows(d.task, cfg.data, cur.train)],
                        task_passes(cur.passes, phase, len(plan)))
         k = round(cur.replay * len(own)) if seen and phased else 0
         replay = rng.sample(seen, min(k, len(seen)))

@@ -46,7 +46,7 @@ def test_the_trainer_sees_examples_in_curriculum_order(tiny_base_dir, tmp_path):
     from memmcl_merge.experts import make_trainer
 
     cfg = RunConfig(tasks=["tweet_offensive", "sst5", "aste_res14"], data="embedded",
-                    curriculum={"order": "easy_to_hard", "replay": 0.5,
+                    curriculum={"order": "easy_to_hard", "replay": 0.5, "passes": [1, 1],
                                 "train": {"max_examples": 6, "batch_size": 4, "num_demos": 1}})
     metas = {t: _meta(t) for t in cfg.tasks}
     plan = plan_curriculum(cfg, metas, {})
@@ -83,7 +83,8 @@ def test_shuffled_control_has_the_same_rows_without_replay_in_another_order():
 def test_mixed_easy_first_lets_harder_tasks_in_later_and_keeps_every_task_to_the_end():
     tasks = ["tweet_offensive", "sst5", "aste_res14"]
     cfg = RunConfig(tasks=tasks, data="embedded",
-                    curriculum={"order": "mixed_easy_first", "mix_span": 0.5, "train": {"max_examples": 24}})
+                    curriculum={"order": "mixed_easy_first", "mix_span": 0.5, "passes": [1, 1],
+                                "train": {"max_examples": 24}})
     plan = plan_curriculum(cfg, {t: _meta(t) for t in tasks}, {})
     rows, index = curriculum_rows(cfg, plan)
     assert len(rows) == 3 * 24 and not any(i["replay"] for i in index)
