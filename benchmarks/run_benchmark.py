@@ -308,11 +308,13 @@ def single_stage(cfg) -> str:
     number of evaluations, capped at their search seconds (a stage-1 evaluation scores only its
     group's tasks, so equal counts alone would give the single search about twice the compute)."""
     from memmcl_merge.config import StageConfig
-    from memmcl_merge.evolve import member_path, run_plan
+    from memmcl_merge.evolve import member_path, run_plan, stage_dir
+    from memmcl_merge.io import read_json
 
     budget = sum(p.search.max_evals for p in cfg.plan())
-    searches = Results("evolve").data["systems"].get("searches", {})
-    seconds = sum(v["seconds"] for v in searches.values() if isinstance(v, dict)) or None
+    # the seconds of this run's own searches (run_plan first), not of an older series' results file
+    run_plan(cfg)
+    seconds = sum(read_json(stage_dir(cfg, p.key) / "result.json")["seconds"] for p in cfg.plan())
     search = cfg.evolve.search.model_copy(update={"max_evals": budget, "max_seconds": seconds})
     single = cfg.model_copy(update={"evolve": cfg.evolve.model_copy(update={
         "stages": [StageConfig(name="single", groups={"all": list(cfg.tasks)}, search=search)]})})
