@@ -33,6 +33,7 @@ move from the tasks the merge already handles to the ones it does not.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -194,11 +195,20 @@ def run_curriculum(cfg, progress=print, out: Path | None = None) -> dict:
 
     work, final = curriculum_dir(cfg), Path(out) if out is not None else curriculum_model_dir(cfg)
     marker = final / MARKER
+    start = start_model_dir(cfg)
     if marker.is_file():
+        done = read_json(marker)
+        # a model trained with other settings must not pass for this one (resuming after an edit)
+        now = json.loads(json.dumps(cfg.curriculum.model_dump(mode="json")))
+        changed = sorted(k for k in set(now) | set(done.get("config", {})) if now.get(k) != done.get("config", {}).get(k))
+        if done.get("start_model") != str(start):
+            changed.append("start_model (the model trained from)")
+        if changed:
+            raise ValueError(f"curriculum: {final} was trained with other settings (differs in: "
+                             f"{', '.join(changed)}); delete that folder to train it again with these")
         if progress:
             progress(f"curriculum: done already ({final}), skipped")
-        return read_json(marker)
-    start = start_model_dir(cfg)
+        return done
     if not (start / "config.json").is_file():
         raise FileNotFoundError(f"curriculum: no start model at {start}; run the evolution first (memmcl evolve)")
     plan = plan_curriculum(cfg)

@@ -230,3 +230,19 @@ def test_replace_dir_puts_a_folder_under_a_parent_that_does_not_exist_yet(tmp_pa
     (tmp / "config.json").write_text("{}")
     final = replace_dir(tmp, tmp_path / "variants" / "a" / "model")
     assert (final / "config.json").read_text() == "{}" and not tmp.exists()
+
+
+def test_a_finished_curriculum_with_other_settings_is_refused_not_reused(tmp_path):
+    """Resuming after an edit of `curriculum:` must not pass off the old model as the new one."""
+    from memmcl_merge.curriculum import MARKER, run_curriculum
+    from memmcl_merge.io import write_json
+
+    cfg = RunConfig(tasks=["sst2"], data="embedded", output_dir=str(tmp_path / "run"),
+                    curriculum={"start_model": str(tmp_path / "start")})
+    done = tmp_path / "final"
+    record = {"start_model": str(tmp_path / "start"), "config": cfg.curriculum.model_dump(mode="json")}
+    write_json(done / MARKER, record)
+    assert run_curriculum(cfg, progress=None, out=done) == json.loads(json.dumps(record))  # same settings: reused
+    edited = cfg.model_copy(update={"curriculum": cfg.curriculum.model_copy(update={"passes": (1.0, 1.0)})})
+    with pytest.raises(ValueError, match=r"trained with other settings \(differs in: passes\)"):
+        run_curriculum(edited, progress=None, out=done)
