@@ -222,8 +222,9 @@ def step_systems(args) -> None:
     """Every system of issue 8 on the same test subset. Missing experts are trained, the MEM-MCL
     stages evolved (finished searches are reused), everything else is built here."""
     from memmcl_merge.curriculum import run_curriculum
-    from memmcl_merge.evolve import final_model_dir, run_plan
+    from memmcl_merge.evolve import final_model_dir, run_plan, stage_dir
     from memmcl_merge.experts import train_experts
+    from memmcl_merge.io import read_json
     from memmcl_merge.models import resolve_model
 
     cfg = bench_config(args)
@@ -256,8 +257,12 @@ def step_systems(args) -> None:
         "MEM-MCL stage 2 + curriculum": lambda: _then(run_curriculum(cfg), out / "final"),
     }
     evolved = Results("evolve").data
-    # (only for systems.json: another results file is another chain, e.g. on freshly trained experts)
-    if (args.results == "systems" and not res.has("MEM-MCL stage 2") and "stage2" in evolved["systems"]
+    key = cfg.plan()[-1].key
+    done = stage_dir(cfg, key) / "result.json"
+    # evolve.json's stage-2 score is this run's only if its search is the one on disk (a later series
+    # on freshly trained experts evolves another model); a search's wall seconds identify it
+    same_search = done.is_file() and read_json(done)["seconds"] == evolved["systems"].get("searches", {}).get(key, {}).get("seconds")
+    if (same_search and not res.has("MEM-MCL stage 2") and "stage2" in evolved["systems"]
             and all(evolved["meta"].get(k) == res.data["meta"].get(k) for k in ("data", "split", "limit", "dtype"))):
         # the evolve step already scored the stage-2 model on this subset: same model, same numbers
         res.put("MEM-MCL stage 2", {"model": str(final_model_dir(cfg)), "build_seconds": 0.0,

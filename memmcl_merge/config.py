@@ -24,6 +24,15 @@ class ConfigError(ValueError):
     """A bad run configuration; the message names the file and the offending key."""
 
 
+def changed_settings(recorded: dict | None, current: BaseModel) -> list[str]:
+    """Top-level keys where settings recorded beside a finished artefact (JSON) differ from
+    ``current``; compared as JSON, so a tuple setting equals its recorded list."""
+    import json
+
+    now, was = json.loads(current.model_dump_json()), recorded or {}
+    return sorted(k for k in set(now) | set(was) if now.get(k) != was.get(k))
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

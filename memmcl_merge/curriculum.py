@@ -33,7 +33,6 @@ move from the tasks the merge already handles to the ones it does not.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -190,6 +189,7 @@ def curriculum_model_dir(cfg) -> Path:
 def run_curriculum(cfg, progress=print, out: Path | None = None) -> dict:
     """Train the merged model easy -> hard into ``out`` (default ``<output_dir>/final``), complete or
     absent."""
+    from .config import changed_settings
     from .experts import sft_train
     from .io import read_json, replace_dir, write_json
 
@@ -199,8 +199,7 @@ def run_curriculum(cfg, progress=print, out: Path | None = None) -> dict:
     if marker.is_file():
         done = read_json(marker)
         # a model trained with other settings must not pass for this one (resuming after an edit)
-        now = json.loads(json.dumps(cfg.curriculum.model_dump(mode="json")))
-        changed = sorted(k for k in set(now) | set(done.get("config", {})) if now.get(k) != done.get("config", {}).get(k))
+        changed = changed_settings(done.get("config"), cfg.curriculum)
         if done.get("start_model") != str(start):
             changed.append("start_model (the model trained from)")
         if changed:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import RunConfig, TrainConfig
+from .config import RunConfig, TrainConfig, changed_settings
 from .tasks import TaskSpec, get_task
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -515,8 +515,9 @@ def train_expert(cfg: RunConfig, task: str, *, base_path: str | None = None,
     folder = expert_folder(cfg, spec.name)
     if is_complete(folder):
         record = read_json(folder / MARKER)
-        if record.get("config") != cfg.experts.model_dump(mode="json"):
-            log.warning("%s was trained with a different experts config; delete it to retrain", folder)
+        if changed := changed_settings(record.get("config"), cfg.experts):
+            log.warning("%s was trained with a different experts config (differs in: %s); delete it to retrain",
+                        folder, ", ".join(changed))
         _say(progress, f"{spec.name}: complete expert at {folder}, skipped")
         return ExpertResult(spec.name, folder, True, record)
 

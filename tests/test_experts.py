@@ -232,3 +232,18 @@ def test_cli_reports_errors_and_prints_the_table(tmp_path, lora_run):
     assert f"| {TASK} | 32 | 4 |" in res.output and "(existing)" in res.output
     res = runner.invoke(main, ["experts", str(good), "--tasks", "sst2"])
     assert res.exit_code != 0 and "not among the config's expert tasks" in res.output
+
+
+def test_a_complete_expert_trained_with_other_settings_is_kept_with_a_warning_naming_them(tmp_path, caplog):
+    cfg = RunConfig(tasks=["sst2"], data="embedded", output_dir=str(tmp_path / "run"))
+    folder = ex.expert_folder(cfg, "sst2")
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / ex.MARKER).write_text(json.dumps({"config": cfg.experts.model_dump(mode="json")}))
+    with caplog.at_level("WARNING"):
+        assert ex.train_expert(cfg, "sst2", progress=False).skipped
+    assert "different experts config" not in caplog.text  # same settings: no warning
+    edited = cfg.model_copy(update={"experts": cfg.experts.model_copy(update={"dev_limit": 7})})
+    with caplog.at_level("WARNING"):
+        assert ex.train_expert(edited, "sst2", progress=False).skipped
+    assert "different experts config (differs in: dev_limit)" in caplog.text
