@@ -81,6 +81,9 @@ class WeakDataConfig(_Strict):
     split: Literal["dev", "train"] = "dev"
     size: int = Field(16, ge=1, description="Examples per task.")
     seed: int = 0
+    sampling: Literal["balanced", "proportional"] = Field(
+        "balanced", description="proportional: each label its share of the split, so the weak-set score "
+        "estimates the split's; balanced: about size/labels per label.")
     teacher: str | None = None
 
 

@@ -130,16 +130,28 @@ def resolve_source(ref: str | os.PathLike | LocalSource | HFSource | None = None
 
 
 def load_docs(task: str | TaskSpec, split: str, source=None, limit: int | None = None,
-              seed: int = 0) -> list[dict]:
-    """Docs of one task and split. ``limit`` keeps a seeded, label-stratified sample of that size."""
+              seed: int = 0, sampling: str = "balanced") -> list[dict]:
+    """Docs of one task and split. ``limit`` keeps a seeded, label-stratified sample of that size
+    (``sampling``: see :func:`sample_docs`)."""
     spec = task if isinstance(task, TaskSpec) else get_task(task)
     docs = resolve_source(source).load(spec, split)
-    return sample_docs(spec, docs, limit, seed) if limit else docs
+    return sample_docs(spec, docs, limit, seed, sampling) if limit else docs
 
 
-def sample_docs(spec: TaskSpec, docs: Sequence[dict], n: int, seed: int = 0) -> list[dict]:
-    """A seeded sample of ``n`` docs that keeps every label present when it can (round-robin over
-    labels), so a small weak set is not all one class. Order is shuffled too."""
+SAMPLINGS = ("balanced", "proportional")
+
+
+def sample_docs(spec: TaskSpec, docs: Sequence[dict], n: int, seed: int = 0,
+                sampling: str = "balanced") -> list[dict]:
+    """A seeded sample of ``n`` docs that keeps every label present when it can, shuffled.
+
+    ``balanced``: round-robin over labels, so each label gets about n / labels docs (a small training
+    or weak set is not all one class). ``proportional``: each label gets its share of the split
+    (largest remainders), at least one doc per label when n allows, so a score on the sample estimates
+    the score on the split; a balanced sample over-rewards a model biased to a minority class.
+    """
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
     if n >= len(docs):
         return list(docs)
     rng = random.Random(f"{spec.name}:{seed}")
@@ -149,12 +161,33 @@ def sample_docs(spec: TaskSpec, docs: Sequence[dict], n: int, seed: int = 0) -> 
         by_label.setdefault(key, []).append(d)
     pools = [rng.sample(v, len(v)) for _, v in sorted(by_label.items())]
     out: list[dict] = []
-    while len(out) < n:
-        for pool in pools:
-            if pool and len(out) < n:
-                out.append(pool.pop())
+    if sampling == "proportional":
+        for pool, k in zip(pools, _proportional_quotas([len(p) for p in pools], n)):
+            out.extend(pool[:k])
+    else:
+        while len(out) < n:
+            for pool in pools:
+                if pool and len(out) < n:
+                    out.append(pool.pop())
     rng.shuffle(out)
     return out
+
+
+def _proportional_quotas(sizes: Sequence[int], n: int) -> list[int]:
+    """Split ``n`` over groups of these sizes in proportion (largest remainders), giving every group
+    one first when ``n`` is at least the number of groups."""
+    total = sum(sizes)
+    floor_one = n >= len(sizes)
+    quotas = [max(int(floor_one), n * s // total) for s in sizes]
+    # largest remainders first; ties to the larger group
+    order = sorted(range(len(sizes)), key=lambda i: (-(n * sizes[i] % total), -sizes[i], i))
+    while sum(quotas) < n:
+        for i in order:
+            if sum(quotas) < n and quotas[i] < sizes[i]:
+                quotas[i] += 1
+    while sum(quotas) > n:  # the floors of one overshot: take from the largest quota
+        quotas[max(range(len(quotas)), key=lambda i: quotas[i])] -= 1
+    return quotas
 
 
 def demos_for(spec: TaskSpec, pool: Sequence[dict], k: int, seed: int, exclude_text: str = "") -> list[dict]:

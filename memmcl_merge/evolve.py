@@ -364,15 +364,27 @@ def plot_fitness(journals: Mapping[str, Path], out: Path, title: str = "fitness 
 def build_weak_sets(cfg, tasks: Sequence[str], progress=print) -> Path:
     """Write ``<output_dir>/weak/<task>/weak.jsonl``: a seeded, label-stratified sample of a non-test
     split, relabelled by a teacher when configured. Written once; reused on resume."""
+    from .config import changed_settings
     from .data import load_docs, write_jsonl
+    from .io import read_json
 
     weak = cfg.evolve.weak
     root = cfg.output_dir / "weak"
+    # the weak sets on disk must be the ones these settings draw (resuming after an edit)
+    settings = root / "settings.json"
+    if settings.is_file():
+        changed = changed_settings(read_json(settings), weak)
+        if changed:
+            raise ValueError(f"evolve.weak: the weak sets in {root} were drawn with other settings (differs "
+                             f"in: {', '.join(changed)}); delete that folder (and the searches scored on it, "
+                             f"{cfg.output_dir / 'evolve'}) to draw them again")
+    else:
+        write_json(settings, weak.model_dump(mode="json"))
     for task in tasks:
         path = root / task / "weak.jsonl"
         if path.is_file():
             continue
-        docs = load_docs(task, weak.split, cfg.data, limit=weak.size, seed=weak.seed)
+        docs = load_docs(task, weak.split, cfg.data, limit=weak.size, seed=weak.seed, sampling=weak.sampling)
         if weak.teacher:
             docs = teacher_labels(cfg, task, docs, root)
             if progress:

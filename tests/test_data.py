@@ -80,3 +80,22 @@ def test_every_shared_split_loads_cleanly():
         assert 200 <= len(docs) <= 500, spec.name
         meta = json.loads((SHARED_DATA / "tasks.json").read_text())["tasks"][spec.name]
         assert len(docs) == meta["counts"]["test_500"]
+
+
+def test_proportional_sample_keeps_the_split_label_shares():
+    spec = TASKS["tweet_offensive"]
+    docs = [{"text": f"t{i}", "label": "offensive" if i < 28 else "not offensive"} for i in range(100)]
+    prop = sample_docs(spec, docs, 25, seed=0, sampling="proportional")
+    bal = sample_docs(spec, docs, 25, seed=0)
+    assert len(prop) == 25 and len({d["text"] for d in prop}) == 25
+    assert sum(d["label"] == "offensive" for d in prop) == 7  # 28% of 25, largest remainder
+    assert sum(d["label"] == "offensive" for d in bal) in (12, 13)
+    assert prop == sample_docs(spec, docs, 25, seed=0, sampling="proportional")
+    # a rare label still gets one doc, and the size is kept
+    stance = TASKS["tweet_stance"]
+    rare = [{"text": f"t{i}", "target": "Atheism", "label": "none" if i < 98 else ("favor" if i < 99 else "against")}
+            for i in range(100)]
+    got = sample_docs(stance, rare, 10, seed=3, sampling="proportional")
+    assert len(got) == 10 and {d["label"] for d in got} == {"none", "favor", "against"}
+    with pytest.raises(ValueError, match="sampling must be one of"):
+        sample_docs(spec, docs, 5, sampling="uniform")

@@ -229,3 +229,22 @@ def test_ray_workers_write_the_serial_journal(disagreeing_experts, tiny_base_dir
         journals[mode] = [(r["genome"], round(r["fitness"], 5))
                           for r in Journal(out / "evolve" / "stage1" / "g" / "journal.jsonl").records]
     assert journals["ray"] == journals["serial"]
+
+
+def test_weak_sets_are_drawn_as_configured_and_guarded_on_resume(tmp_path):
+    from memmcl_merge.config import RunConfig
+    from memmcl_merge.data import load_docs
+    from memmcl_merge.evolve import build_weak_sets
+
+    def cfg(sampling):
+        return RunConfig.model_validate({"output_dir": str(tmp_path / "run"), "tasks": ["tweet_hate"],
+                                         "evolve": {"weak": {"size": 8, "sampling": sampling}}})
+
+    root = build_weak_sets(cfg("proportional"), ["tweet_hate"], progress=None)
+    rows = [json.loads(line) for line in (root / "tweet_hate" / "weak.jsonl").read_text().splitlines()]
+    dev = load_docs("tweet_hate", "dev", "embedded")
+    share = sum(d["label"] == "hate" for d in dev) / len(dev)
+    assert len(rows) == 8 and sum(r["label"] == "hate" for r in rows) == max(1, round(8 * share))
+    assert build_weak_sets(cfg("proportional"), ["tweet_hate"], progress=None) == root  # same settings: reused
+    with pytest.raises(ValueError, match=r"other settings \(differs in: sampling\)"):
+        build_weak_sets(cfg("balanced"), ["tweet_hate"], progress=None)
