@@ -130,7 +130,7 @@ def data_write_corpus(out: Path, seed: int) -> None:
 @click.option("--data", default=None, help="Folder in the <task>/<split>.jsonl layout, 'hf:<id>' or "
               "'embedded' (default: $MEMMCL_DATA, else the embedded corpus).")
 @click.option("--split", default="test", show_default=True)
-@click.option("--limit", type=int, default=None, help="Score a stratified sample of this many per task.")
+@click.option("--limit", type=int, default=None, help="Score a seeded sample of this many per task, each label its share of the split.")
 @click.option("--demos", type=int, default=0, show_default=True, help="In-context demonstrations per prompt.")
 @click.option("--batch-size", type=int, default=16, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,

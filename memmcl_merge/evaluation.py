@@ -50,8 +50,9 @@ def quiet_lm_eval() -> None:
 class Evaluator:
     """lm-eval task objects for some tasks on one data source and split, built once.
 
-    ``limit`` keeps a seeded, label-stratified sample per task (a weak set); ``num_demos`` puts that
-    many solved training examples in front of each prompt.
+    ``limit`` keeps a seeded, label-stratified sample per task, by default ``proportional`` (each
+    label its share of the split, so the score estimates the split's); ``num_demos`` puts that many
+    solved training examples in front of each prompt.
     """
 
     tasks: Sequence[TaskSpec]
@@ -61,6 +62,7 @@ class Evaluator:
     seed: int = 0
     num_demos: int = 0
     batch_size: int = 16
+    sampling: str = "proportional"
 
     def __post_init__(self) -> None:
         from lm_eval.tasks import TaskManager, get_task_dict
@@ -70,6 +72,7 @@ class Evaluator:
             meta["data"] = str(self.data)
         if self.limit:
             meta["limit"] = int(self.limit)
+            meta["sampling"] = self.sampling
         quiet_lm_eval()
         tm = TaskManager(include_path=str(evals_dir()), include_defaults=False, metadata=meta)
         self.task_dict = get_task_dict([t.lm_eval_name for t in self.tasks], tm)

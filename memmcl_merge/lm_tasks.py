@@ -45,15 +45,18 @@ def build_rows(spec: TaskSpec, docs, demo_pool=(), num_demos: int = 0, seed: int
 
 
 def load_dataset(task: str, data: str | None = None, split: str | None = None, limit: int | None = None,
-                 seed: int = 0, num_demos: int | None = None, **_lm_eval_metadata):
-    """lm-eval ``custom_dataset`` hook: a DatasetDict with one ``test`` split of prompt rows."""
+                 seed: int = 0, num_demos: int | None = None, sampling: str = "proportional",
+                 **_lm_eval_metadata):
+    """lm-eval ``custom_dataset`` hook: a DatasetDict with one ``test`` split of prompt rows
+    (``limit``: a seeded sample, each label its share of the split unless ``sampling`` is balanced)."""
     import datasets
 
     spec = get_task(task)
     source = resolve_source(data)
     split = split or os.environ.get(SPLIT_ENV, "test")
     k = int(num_demos if num_demos is not None else os.environ.get(DEMOS_ENV, "0"))
-    docs = load_docs(spec, split, source, limit=int(limit) if limit else None, seed=int(seed))
+    docs = load_docs(spec, split, source, limit=int(limit) if limit else None, seed=int(seed),
+                     sampling=sampling)
     # Demonstrations always come from the training split, never from the split being scored.
     pool = load_docs(spec, "train", source) if k > 0 else ()
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(build_rows(spec, docs, pool, k, seed))})

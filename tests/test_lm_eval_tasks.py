@@ -122,3 +122,16 @@ def test_lm_eval_command_line_runs_a_sentiment_task(tiny_base_dir, tmp_path):
 def test_shared_data_is_reachable_from_the_dataset_hook():
     rows = load_dataset("tweet_stance", data=str(SHARED_DATA), split="test_500", limit=12)["test"]
     assert len(rows) == 12 and "Target:" in rows[0]["prompt"]
+
+
+def test_a_limited_scoring_sample_keeps_the_split_label_shares():
+    from memmcl_merge.data import load_docs
+    from memmcl_merge.lm_tasks import load_dataset
+
+    test = load_docs("tweet_offensive", "test", "embedded")
+    share = sum(d["label"] == "offensive" for d in test) / len(test)
+    for sampling, expect in (("proportional", round(20 * share)), ("balanced", 10)):
+        rows = load_dataset("tweet_offensive", data="embedded", split="test", limit=20, sampling=sampling)["test"]
+        got = sum(r["answer"] == "offensive" for r in rows)
+        assert len(rows) == 20 and got == expect, (sampling, got, expect)
+    assert round(20 * share) != 10  # the embedded split is not balanced, so the two differ
