@@ -410,6 +410,33 @@ def step_answer_window(args) -> None:
                                                       "tasks": out})
 
 
+def step_label_shares(args) -> None:
+    """How often each model of a results file (``--results``; ``--only`` picks systems by name words)
+    answers each label of the classification tasks (``--tasks``), against the gold counts: the label
+    bias a macro-F1 alone does not show. Writes results/<results>_label_shares.json."""
+    from collections import Counter
+
+    from memmcl_merge.data import load_docs
+    from memmcl_merge.evaluation import Evaluator, resolve_tasks
+    from memmcl_merge.io import write_json
+    from memmcl_merge.models import load_model_and_tokenizer
+
+    specs = [t for t in resolve_tasks(args.tasks) if not t.is_generative]
+    systems = {n: r for n, r in Results(args.results).data["systems"].items() if r.get("model") and _selected(args, n)}
+    out = {"machine": machine(), "command": " ".join(["python", *sys.argv]), "split": args.split,
+           "limit": args.limit, "gold": {}, "systems": {}}
+    ev = Evaluator(specs, data=str(args.data), split=args.split, limit=args.limit, batch_size=16)
+    for spec in specs:
+        docs = load_docs(spec, args.split, str(args.data), limit=args.limit, sampling=ev.sampling)
+        out["gold"][spec.name] = dict(Counter(d["label"] for d in docs))
+    for name, rec in systems.items():
+        model, tok = load_model_and_tokenizer(rec["model"], dtype=eval_dtype())
+        preds = ev.predict(ev.wrap(model, tok))
+        out["systems"][name] = {"model": rec["model"], **{t: dict(Counter(p)) for t, p in preds.items()}}
+        print(name, out["systems"][name], flush=True)
+    write_json(RESULTS / f"{args.results}_label_shares.json", out)
+
+
 COMPARED = ("base zero-shot", "base 2-shot", "baseline task_arithmetic", "baseline ties", "baseline dare_ties",
             "single-stage CMA-ES", "multitask SFT")
 OURS = "MEM-MCL stage 2 + curriculum"
@@ -489,7 +516,7 @@ def _chart(means: dict, path: Path) -> None:
     plt.close(fig)
 
 
-STEPS = {"answer_window": step_answer_window, "report": step_report, "pipeline": step_pipeline, "speed": step_speed, "zero_shot": step_zero_shot, "experts": step_experts, "evolve": step_evolve, "systems": step_systems}
+STEPS = {"answer_window": step_answer_window, "label_shares": step_label_shares, "report": step_report, "pipeline": step_pipeline, "speed": step_speed, "zero_shot": step_zero_shot, "experts": step_experts, "evolve": step_evolve, "systems": step_systems}
 
 
 def main(argv=None) -> None:

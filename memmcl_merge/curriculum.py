@@ -27,8 +27,9 @@ order (``curriculum.order``):
 
 How much of the training each task gets is meta-data driven too: ``curriculum.passes = (lo, hi)``
 gives the easiest task ``lo`` passes over its rows and the hardest ``hi``, linearly by rank between
-(default (0.5, 1.5), measured in benchmarks/RESULTS.md; (1, 1) is one pass each). With lo + hi = 2 the total number of steps is unchanged; the steps
-move from the tasks the merge already handles to the ones it does not.
+(default (0.5, 1.5), measured in benchmarks/RESULTS.md; (1, 1) is one pass each). With lo + hi = 2
+the total number of steps is unchanged; the steps move from the tasks the merge already handles to
+the ones it does not.
 """
 
 from __future__ import annotations
