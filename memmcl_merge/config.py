@@ -82,8 +82,9 @@ class WeakDataConfig(_Strict):
     size: int = Field(16, ge=1, description="Examples per task.")
     seed: int = 0
     sampling: Literal["balanced", "proportional"] = Field(
-        "balanced", description="proportional: each label its share of the split, so the weak-set score "
-        "estimates the split's; balanced: about size/labels per label.")
+        "proportional", description="proportional: each label its share of the split, so the weak-set "
+        "score estimates the split's (measured better than balanced, benchmarks/RESULTS.md session 6); "
+        "balanced: about size/labels per label, which rewards a merge biased to a minority label.")
     teacher: str | None = None
 
 

@@ -372,14 +372,17 @@ def build_weak_sets(cfg, tasks: Sequence[str], progress=print) -> Path:
     root = cfg.output_dir / "weak"
     # the weak sets on disk must be the ones these settings draw (resuming after an edit)
     settings = root / "settings.json"
-    if settings.is_file():
-        changed = changed_settings(read_json(settings), weak)
+    recorded = read_json(settings) if settings.is_file() else None
+    if recorded is None and any(root.glob("*/weak.jsonl")):
+        # drawn before the settings were recorded, when every weak set was label-balanced
+        recorded = {**weak.model_dump(mode="json"), "sampling": "balanced"}
+    if recorded is not None:
+        changed = changed_settings(recorded, weak)
         if changed:
             raise ValueError(f"evolve.weak: the weak sets in {root} were drawn with other settings (differs "
                              f"in: {', '.join(changed)}); delete that folder (and the searches scored on it, "
                              f"{cfg.output_dir / 'evolve'}) to draw them again")
-    else:
-        write_json(settings, weak.model_dump(mode="json"))
+    write_json(settings, weak.model_dump(mode="json"))
     for task in tasks:
         path = root / task / "weak.jsonl"
         if path.is_file():

@@ -248,3 +248,9 @@ def test_weak_sets_are_drawn_as_configured_and_guarded_on_resume(tmp_path):
     assert build_weak_sets(cfg("proportional"), ["tweet_hate"], progress=None) == root  # same settings: reused
     with pytest.raises(ValueError, match=r"other settings \(differs in: sampling\)"):
         build_weak_sets(cfg("balanced"), ["tweet_hate"], progress=None)
+    # weak sets drawn before the settings were recorded were balanced ones
+    (root / "settings.json").unlink()
+    with pytest.raises(ValueError, match=r"differs in: sampling"):
+        build_weak_sets(cfg("proportional"), ["tweet_hate"], progress=None)
+    assert build_weak_sets(cfg("balanced"), ["tweet_hate"], progress=None) == root
+    assert json.loads((root / "settings.json").read_text())["sampling"] == "balanced"
