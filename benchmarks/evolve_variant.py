@@ -14,7 +14,6 @@ skipped.
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 import time
@@ -41,14 +40,7 @@ def with_overrides(cfg, overrides: list[str]):
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("name")
-    ap.add_argument("overrides", nargs="+", help="KEY=VALUE")
-    ap.add_argument("--limit", type=int, default=200)
-    ap.add_argument("--results", default="systems", help="the results file, benchmarks/results/<name>.json")
-    ap.add_argument("--config", type=Path, default=rb.HERE / "bench.yml")
-    ap.add_argument("--data", type=Path, default=rb.DEFAULT_DATA)
-    args = ap.parse_args(argv)
+    args = rb.variant_args(__doc__, argv)
 
     from memmcl_merge.curriculum import run_curriculum
     from memmcl_merge.evolve import run_plan

@@ -410,6 +410,18 @@ def step_answer_window(args) -> None:
                                                       "tasks": out})
 
 
+def variant_args(doc: str, argv=None) -> argparse.Namespace:
+    """The command line of the controlled-run scripts (curriculum_variant.py, evolve_variant.py)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("name")
+    ap.add_argument("overrides", nargs="+", help="KEY=VALUE")
+    ap.add_argument("--limit", type=int, default=200)
+    ap.add_argument("--results", default="systems", help="the results file, benchmarks/results/<name>.json")
+    ap.add_argument("--config", type=Path, default=HERE / "bench.yml")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    return ap.parse_args(argv)
+
+
 def step_label_shares(args) -> None:
     """How often each model of a results file (``--results``; ``--only`` picks systems by name words)
     answers each label of the classification tasks (``--tasks``), against the gold counts: the label
