@@ -83,8 +83,8 @@ class WeakDataConfig(_Strict):
     seed: int = 0
     sampling: Literal["balanced", "proportional"] = Field(
         "proportional", description="proportional: each label its share of the split, so the weak-set "
-        "score estimates the split's (measured better than balanced, benchmarks/RESULTS.md session 6); "
-        "balanced: about size/labels per label, which rewards a merge biased to a minority label.")
+        "score estimates the split's; balanced: about size/labels per label, which rewards a merge "
+        "biased to a minority label (benchmarks/RESULTS.md, session 6).")
     teacher: str | None = None
 
 
