@@ -11,7 +11,6 @@ there already).
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -43,8 +42,7 @@ def main(argv=None) -> None:
             raise SystemExit(f"unknown override {key!r}: not a field of curriculum.train or curriculum")
     curriculum = cfg.curriculum.model_validate({**cfg.curriculum.model_dump(), **top, "train": train})
     cfg = cfg.model_copy(update={"curriculum": curriculum})
-    slug = re.sub(r"[^a-z0-9]+", "_", args.name.lower()).strip("_")
-    out = cfg.output_dir / "variants" / slug
+    out = cfg.output_dir / "variants" / rb.variant_slug(args.name)
     # same start model and plan as the benchmark's curriculum; a model trained by an interrupted
     # call is reused, and its record keeps the training seconds
     build = run_curriculum(cfg, out=out)["seconds"]

@@ -14,7 +14,6 @@ skipped.
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from pathlib import Path
@@ -50,8 +49,7 @@ def main(argv=None) -> None:
         print(f"{args.name}: measured already, skipped")
         return
     bench = rb.bench_config(args)
-    slug = re.sub(r"[^a-z0-9]+", "_", args.name.lower()).strip("_")
-    run_dir = (bench.output_dir / "variants" / f"evolve_{slug}").resolve()
+    run_dir = (bench.output_dir / "variants" / f"evolve_{rb.variant_slug(args.name)}").resolve()
     cfg = with_overrides(bench, args.overrides).model_copy(update={"output_dir": run_dir})
     experts = run_dir / "experts"
     if not experts.exists():
@@ -59,7 +57,7 @@ def main(argv=None) -> None:
         experts.symlink_to(bench.experts_dir.resolve(), target_is_directory=True)
     t0 = time.perf_counter()
     searches = run_plan(cfg)
-    search_seconds = sum(r.get("seconds", 0.0) for r in searches.values())
+    search_seconds = sum(r["seconds"] for r in searches.values())
     build = run_curriculum(cfg)["seconds"]
     print(f"evolution {search_seconds:.0f} s, curriculum {build:.0f} s (this call {time.perf_counter() - t0:.0f} s)")
     final = run_dir / "final"

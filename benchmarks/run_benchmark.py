@@ -410,6 +410,13 @@ def step_answer_window(args) -> None:
                                                       "tasks": out})
 
 
+def variant_slug(name: str) -> str:
+    """The folder name of a controlled run under runs/bench/variants (a rerun of NAME reuses it)."""
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
 def variant_args(doc: str, argv=None) -> argparse.Namespace:
     """The command line of the controlled-run scripts (curriculum_variant.py, evolve_variant.py)."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -14,6 +14,7 @@ from typing import Literal, NamedTuple
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .data import Sampling
 from .tasks import GROUPS, TASKS
 
 # Folders of a run; stage outputs live beside them as <output_dir>/<stage>/<group>.
@@ -81,7 +82,7 @@ class WeakDataConfig(_Strict):
     split: Literal["dev", "train"] = "dev"
     size: int = Field(16, ge=1, description="Examples per task.")
     seed: int = 0
-    sampling: Literal["balanced", "proportional"] = Field(
+    sampling: Sampling = Field(
         "proportional", description="proportional: each label its share of the split, so the weak-set "
         "score estimates the split's; balanced: about size/labels per label, which rewards a merge "
         "biased to a minority label (benchmarks/RESULTS.md, session 6).")

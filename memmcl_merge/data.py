@@ -13,6 +13,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 from .tasks import TaskSpec, get_task
 
@@ -129,8 +130,12 @@ def resolve_source(ref: str | os.PathLike | LocalSource | HFSource | None = None
     return LocalSource(path.resolve())
 
 
+Sampling = Literal["balanced", "proportional"]  # the one list of sampling modes (config, scoring)
+SAMPLINGS = get_args(Sampling)
+
+
 def load_docs(task: str | TaskSpec, split: str, source=None, limit: int | None = None,
-              seed: int = 0, sampling: str = "balanced") -> list[dict]:
+              seed: int = 0, sampling: Sampling = "balanced") -> list[dict]:
     """Docs of one task and split. ``limit`` keeps a seeded, label-stratified sample of that size
     (``sampling``: see :func:`sample_docs`)."""
     spec = task if isinstance(task, TaskSpec) else get_task(task)
@@ -138,11 +143,8 @@ def load_docs(task: str | TaskSpec, split: str, source=None, limit: int | None =
     return sample_docs(spec, docs, limit, seed, sampling) if limit else docs
 
 
-SAMPLINGS = ("balanced", "proportional")
-
-
 def sample_docs(spec: TaskSpec, docs: Sequence[dict], n: int, seed: int = 0,
-                sampling: str = "balanced") -> list[dict]:
+                sampling: Sampling = "balanced") -> list[dict]:
     """A seeded sample of ``n`` docs that keeps every label present when it can, shuffled.
 
     ``balanced``: round-robin over labels, so each label gets about n / labels docs (a small training

@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from .data import Sampling
 from .lm_tasks import evals_dir
 from .tasks import TASKS, TaskSpec, get_task
 
@@ -62,7 +63,7 @@ class Evaluator:
     seed: int = 0
     num_demos: int = 0
     batch_size: int = 16
-    sampling: str = "proportional"
+    sampling: Sampling = "proportional"
 
     def __post_init__(self) -> None:
         from lm_eval.tasks import TaskManager, get_task_dict

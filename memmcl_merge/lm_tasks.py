@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import demos_for, load_docs, resolve_source
+from .data import Sampling, demos_for, load_docs, resolve_source
 from .tasks import GROUPS, TASKS, TaskSpec, get_task, parse_triplets
 
 SPLIT_ENV = "MEMMCL_EVAL_SPLIT"
@@ -45,7 +45,7 @@ def build_rows(spec: TaskSpec, docs, demo_pool=(), num_demos: int = 0, seed: int
 
 
 def load_dataset(task: str, data: str | None = None, split: str | None = None, limit: int | None = None,
-                 seed: int = 0, num_demos: int | None = None, sampling: str = "proportional",
+                 seed: int = 0, num_demos: int | None = None, sampling: Sampling = "proportional",
                  **_lm_eval_metadata):
     """lm-eval ``custom_dataset`` hook: a DatasetDict with one ``test`` split of prompt rows
     (``limit``: a seeded sample, each label its share of the split unless ``sampling`` is balanced)."""
