@@ -432,18 +432,28 @@ def variant_args(doc: str, argv=None) -> argparse.Namespace:
 def step_label_shares(args) -> None:
     """How often each model of a results file (``--results``; ``--only`` picks systems by name words)
     answers each label of the classification tasks (``--tasks``), against the gold counts: the label
-    bias a macro-F1 alone does not show. Writes results/<results>_label_shares.json."""
+    bias a macro-F1 alone does not show. Writes results/<results>_label_shares.json, adding to the
+    counts already there (same split and limit), so one run per task or system loses nothing."""
     from collections import Counter
 
     from memmcl_merge.data import load_docs
     from memmcl_merge.evaluation import Evaluator, resolve_tasks
-    from memmcl_merge.io import write_json
+    from memmcl_merge.io import read_json, write_json
     from memmcl_merge.models import load_model_and_tokenizer
 
     specs = [t for t in resolve_tasks(args.tasks) if not t.is_generative]
     systems = {n: r for n, r in Results(args.results).data["systems"].items() if r.get("model") and _selected(args, n)}
-    out = {"machine": machine(), "command": " ".join(["python", *sys.argv]), "split": args.split,
-           "limit": args.limit, "gold": {}, "systems": {}}
+    path = RESULTS / f"{args.results}_label_shares.json"
+    command = " ".join(["python", *sys.argv])
+    out = read_json(path) if path.is_file() else {}
+    if (out.get("split"), out.get("limit")) != (args.split, args.limit):
+        if out:
+            raise SystemExit(f"{path} holds counts on {out.get('split')} limit {out.get('limit')}, not on "
+                             f"{args.split} limit {args.limit}: move it away or pass another --results")
+        out = {"machine": machine(), "commands": [], "split": args.split, "limit": args.limit, "gold": {}, "systems": {}}
+    if "command" in out:  # written before counts were added up
+        out["commands"] = [out.pop("command")]
+    out["commands"].append(command)
     ev = Evaluator(specs, data=str(args.data), split=args.split, limit=args.limit, batch_size=16)
     for spec in specs:
         docs = load_docs(spec, args.split, str(args.data), limit=args.limit, sampling=ev.sampling)
@@ -451,9 +461,10 @@ def step_label_shares(args) -> None:
     for name, rec in systems.items():
         model, tok = load_model_and_tokenizer(rec["model"], dtype=eval_dtype())
         preds = ev.predict(ev.wrap(model, tok))
-        out["systems"][name] = {"model": rec["model"], **{t: dict(Counter(p)) for t, p in preds.items()}}
-        print(name, out["systems"][name], flush=True)
-    write_json(RESULTS / f"{args.results}_label_shares.json", out)
+        row = out["systems"].setdefault(name, {})
+        row.update({"model": rec["model"], **{t: dict(Counter(p)) for t, p in preds.items()}})
+        print(name, row, flush=True)
+        write_json(path, out)  # after each model: an interrupted run keeps what it measured
 
 
 COMPARED = ("base zero-shot", "base 2-shot", "baseline task_arithmetic", "baseline ties", "baseline dare_ties",
