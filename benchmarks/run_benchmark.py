@@ -430,8 +430,8 @@ def variant_args(doc: str, argv=None) -> argparse.Namespace:
 
 
 def step_label_shares(args) -> None:
-    """How often each model of a results file (``--results``; ``--only`` picks systems by name words)
-    answers each label of the classification tasks (``--tasks``), against the gold counts: the label
+    """How often each model of a results file (``--results``; ``--only`` picks systems by name words;
+    ``--extra NAME=FOLDER`` adds other model folders) answers each label of the classification tasks (``--tasks``), against the gold counts: the label
     bias a macro-F1 alone does not show. Writes results/<results>_label_shares.json, adding to the
     counts already there (same split and limit), so one run per task or system loses nothing."""
     from collections import Counter
@@ -443,6 +443,11 @@ def step_label_shares(args) -> None:
 
     specs = [t for t in resolve_tasks(args.tasks) if not t.is_generative]
     systems = {n: r for n, r in Results(args.results).data["systems"].items() if r.get("model") and _selected(args, n)}
+    for item in args.extra:
+        name, sep, folder = item.partition("=")
+        if not sep or not (Path(folder) / "config.json").is_file():
+            raise SystemExit(f"--extra {item!r}: expected NAME=FOLDER with a model folder (config.json) at FOLDER")
+        systems[name] = {"model": str(Path(folder).resolve())}
     path = RESULTS / f"{args.results}_label_shares.json"
     command = " ".join(["python", *sys.argv])
     out = read_json(path) if path.is_file() else {}
@@ -562,6 +567,9 @@ def main(argv=None) -> None:
     p.add_argument("--name", default="default_pipeline", help="pipeline: the results file name.")
     p.add_argument("--command", default="make demo", help="pipeline: the command that made the run.")
     p.add_argument("--only", default="", help="systems: comma-separated words; run only systems whose name has one.")
+    p.add_argument("--extra", action="append", default=[], metavar="NAME=FOLDER",
+                   help="label_shares: also count a model folder that is not a system of --results "
+                        "(e.g. a stage-1 or stage-2 merge); repeatable.")
     p.add_argument("--results", default="systems",
                    help="systems, report: the results file (benchmarks/results/<name>.json) the scores go to / come from.")
     args = p.parse_args(argv)
