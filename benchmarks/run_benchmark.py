@@ -432,8 +432,9 @@ def variant_args(doc: str, argv=None) -> argparse.Namespace:
 def step_label_shares(args) -> None:
     """How often each model of a results file (``--results``; ``--only`` picks systems by name words;
     ``--extra NAME=FOLDER`` adds other model folders) answers each label of the classification tasks
-    (``--tasks``), against the gold counts: the label bias a macro-F1 alone does not show. Writes results/<results>_label_shares.json, adding to the
-    counts already there (same split and limit), so one run per task or system loses nothing."""
+    (``--tasks``), against the gold counts: the label bias a macro-F1 alone does not show. Writes
+    results/<results>_label_shares.json, adding to the counts already there (same split and limit),
+    so one run per task or system loses nothing."""
     from collections import Counter
 
     from memmcl_merge.data import load_docs
