@@ -1,12 +1,14 @@
 """A controlled curriculum run for benchmarks/RESULTS.md: the benchmark's curriculum with some
 training settings changed, from the same stage-2 model, scored like every other system.
 
-    python benchmarks/curriculum_variant.py NAME KEY=VALUE ... [--limit 200]
+    python benchmarks/curriculum_variant.py NAME KEY=VALUE ... [--limit 200] [--run DIR]
 
 KEY is a field of ``curriculum.train`` (e.g. ``lr_scheduler=constant_with_warmup``,
-``max_examples=128``) or of ``curriculum`` (``order=shuffled``, ``replay=0.5``). The model goes to runs/bench/variants/<slug>; the scores go into
-benchmarks/results/systems.json (or ``--results NAME2``: NAME2.json) under NAME (skipped when NAME is
-there already).
+``sampling=proportional``) or of ``curriculum`` (``order=shuffled``, ``replay=0.5``). ``--run DIR``
+starts from another evolution run (an evolve_variant.py folder): its stage-2 merge, and its search
+scores in the curriculum plan. The model goes to <run>/variants/<slug> (default run: runs/bench); the
+scores go into benchmarks/results/systems.json (or ``--results NAME2``: NAME2.json) under NAME
+(skipped when NAME is there already).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import run_benchmark as rb
 
 
 def main(argv=None) -> None:
-    args = rb.variant_args(__doc__, argv)
+    args = rb.variant_args(__doc__, argv, run_option=True)
 
     from memmcl_merge.curriculum import run_curriculum
 
@@ -30,6 +32,10 @@ def main(argv=None) -> None:
         print(f"{args.name}: measured already, skipped")
         return
     cfg = rb.bench_config(args)
+    if args.run is not None:
+        if not (args.run / "experts").is_dir():
+            raise SystemExit(f"--run {args.run}: not an evolution run (no experts folder)")
+        cfg = cfg.model_copy(update={"output_dir": args.run.resolve()})
     train, top = cfg.curriculum.train.model_dump(), {}
     for item in args.overrides:
         key, _, raw = item.partition("=")

@@ -229,9 +229,15 @@ def step_systems(args) -> None:
 
     cfg = bench_config(args)
     res = Results(args.results)
+    command, config = " ".join(["python", *sys.argv]), cfg.model_dump(mode="json")
+    first = res.data["meta"].get("config", config)
+    if first != config:  # the series' config stays the one it began with; a later call's differences are noted
+        changed = sorted(f"{k}.{f}" for k in config if isinstance(config[k], dict)
+                         for f in set(config[k]) | set(first.get(k) or {}) if config[k].get(f) != (first.get(k) or {}).get(f))
+        changed += sorted(k for k in config if not isinstance(config[k], dict) and config[k] != first.get(k))
+        res.meta(later_configs=[*res.data["meta"].get("later_configs", []), {"command": command, "changed": changed}])
     res.meta(machine=machine(), data=str(args.data), split=args.split, limit=args.limit, dtype=str(eval_dtype()),
-             config=cfg.model_dump(mode="json"),
-             commands=[*res.data["meta"].get("commands", []), " ".join(["python", *sys.argv])])
+             config=first, commands=[*res.data["meta"].get("commands", []), command])
     out = cfg.output_dir
     base = resolve_model(cfg.base_model)
     experts = cfg.output_dir / "experts"
@@ -253,6 +259,8 @@ def step_systems(args) -> None:
            for name in ("task_arithmetic", "ties", "dare_ties")},
         "single-stage CMA-ES": lambda: single_stage(cfg),
         "multitask SFT": lambda: multitask_sft(cfg),
+        # the control for a curriculum on proportional rows: the same rows for the multitask SFT
+        "multitask SFT, proportional training rows": lambda: multitask_sft(cfg, "proportional"),
         "MEM-MCL stage 2": lambda: _then(run_plan(cfg), final_model_dir(cfg)),
         "MEM-MCL stage 2 + curriculum": lambda: _then(run_curriculum(cfg), out / "final"),
     }
@@ -268,7 +276,7 @@ def step_systems(args) -> None:
         res.put("MEM-MCL stage 2", {"model": str(final_model_dir(cfg)), "build_seconds": 0.0,
                                     "from": "evolve.json", **evolved["systems"]["stage2"]})
     for name, build in builders.items():
-        if res.has(name) or not _selected(args, name):
+        if res.has(name) or not _selected(args, name) or (name in OPT_IN and not args.only):
             continue
         t0 = time.perf_counter()
         ref = build()
@@ -327,19 +335,21 @@ def single_stage(cfg) -> str:
     return str(member_path(single, "single/all"))
 
 
-def multitask_sft(cfg) -> str:
-    """One LoRA SFT of the base on the union of the experts' training rows (same data, same passes)."""
+def multitask_sft(cfg, sampling: str | None = None) -> str:
+    """One LoRA SFT of the base on the union of the experts' training rows (same data, same passes);
+    ``sampling`` draws the rows another way than the experts' (the same number per task)."""
     import random
 
     from memmcl_merge.experts import sft_train, task_train_rows
 
-    target = cfg.output_dir / "multitask"
+    train = cfg.experts.train.model_copy(update={"sampling": sampling}) if sampling else cfg.experts.train
+    target = cfg.output_dir / ("multitask" if sampling is None else f"multitask_{sampling}")
     if (target / "config.json").is_file():
         return str(target)
-    rows = [r for t in cfg.tasks for r in task_train_rows(t, cfg.data, cfg.experts.train)]
+    rows = [r for t in cfg.tasks for r in task_train_rows(t, cfg.data, train)]
     random.Random(cfg.seed).shuffle(rows)
-    tmp = target.with_name(".multitask.tmp")
-    sft_train(cfg.base_model, None, rows, cfg.experts.train, tmp)
+    tmp = target.with_name(f".{target.name}.tmp")
+    sft_train(cfg.base_model, None, rows, train, tmp)
     tmp.replace(target)
     return str(target)
 
@@ -417,9 +427,12 @@ def variant_slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def variant_args(doc: str, argv=None) -> argparse.Namespace:
+def variant_args(doc: str, argv=None, run_option: bool = False) -> argparse.Namespace:
     """The command line of the controlled-run scripts (curriculum_variant.py, evolve_variant.py)."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if run_option:
+        ap.add_argument("--run", type=Path, default=None,
+                        help="the evolution run to start from (e.g. an evolve_variant.py folder; default: bench.yml's)")
     ap.add_argument("name")
     ap.add_argument("overrides", nargs="+", help="KEY=VALUE")
     ap.add_argument("--limit", type=int, default=200)
@@ -476,6 +489,7 @@ def step_label_shares(args) -> None:
 COMPARED = ("base zero-shot", "base 2-shot", "baseline task_arithmetic", "baseline ties", "baseline dare_ties",
             "single-stage CMA-ES", "multitask SFT")
 OURS = "MEM-MCL stage 2 + curriculum"
+OPT_IN = ("multitask SFT, proportional training rows",)  # controls built only when --only selects them
 
 
 CORE = (*COMPARED, "MEM-MCL stage 2", OURS)

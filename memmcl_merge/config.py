@@ -27,10 +27,15 @@ class ConfigError(ValueError):
 
 def changed_settings(recorded: dict | None, current: BaseModel) -> list[str]:
     """Top-level keys where settings recorded beside a finished artefact (JSON) differ from
-    ``current``; compared as JSON, so a tuple setting equals its recorded list."""
+    ``current``; compared as JSON, so a tuple setting equals its recorded list. A setting added
+    since the artefact was made counts as unchanged when it is at its default (the old behaviour)."""
     import json
 
     now, was = json.loads(current.model_dump_json()), recorded or {}
+    try:  # fill the settings the record predates with their defaults, at any depth
+        was = json.loads(type(current).model_validate(was).model_dump_json())
+    except ValidationError:
+        pass  # a record of settings since removed or renamed: compare as written
     return sorted(k for k in set(now) | set(was) if now.get(k) != was.get(k))
 
 
@@ -58,6 +63,10 @@ class TrainConfig(_Strict):
     max_steps: int | None = Field(None, ge=1)
     max_length: int = Field(256, ge=16)
     num_demos: int = Field(0, ge=0, description="In-context demonstrations in each training prompt.")
+    sampling: Sampling = Field(
+        "balanced", description="How the max_examples rows are drawn from the train split. balanced: about "
+        "max_examples/labels per label. proportional: each label its share of the split, so the model "
+        "learns the label priors it is scored under (benchmarks/RESULTS.md, session 8).")
     warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0)
     lr_scheduler: Literal["linear", "cosine", "constant_with_warmup"] = Field(
         "linear", description="After warm-up. A curriculum puts its hardest phase last, where a decaying "

@@ -80,13 +80,15 @@ def sft_rows(spec: TaskSpec, docs: Sequence[Mapping], demo_pool: Sequence[Mappin
 
 
 def task_train_rows(spec: TaskSpec | str, data: str | None, train_cfg: TrainConfig) -> list[dict[str, str]]:
-    """A task's SFT rows: a seeded, label-stratified sample of ``max_examples`` docs of its ``train``
-    split, each with ``num_demos`` demonstrations drawn from the same ``train`` split (never dev/test)."""
+    """A task's SFT rows: a seeded sample of ``max_examples`` docs of its ``train`` split (labels
+    balanced or in proportion, ``train_cfg.sampling``), each with ``num_demos`` demonstrations drawn
+    from the same ``train`` split (never dev/test)."""
     from .data import load_docs, sample_docs
 
     spec = get_task(spec) if isinstance(spec, str) else spec
     pool = load_docs(spec, "train", data)
-    docs = sample_docs(spec, pool, train_cfg.max_examples, train_cfg.seed) if train_cfg.max_examples else pool
+    docs = (sample_docs(spec, pool, train_cfg.max_examples, train_cfg.seed, train_cfg.sampling)
+            if train_cfg.max_examples else pool)
     return sft_rows(spec, docs, pool, train_cfg.num_demos, train_cfg.seed)
 
 

@@ -248,3 +248,30 @@ def test_a_complete_expert_trained_with_other_settings_is_kept_with_a_warning_na
     with caplog.at_level("WARNING"):
         assert ex.train_expert(edited, "sst2", progress=False).skipped
     assert "different experts config (differs in: dev_limit)" in caplog.text
+
+
+def test_a_record_that_predates_a_setting_at_its_default_is_unchanged_and_a_non_default_one_differs():
+    from memmcl_merge.config import changed_settings
+
+    cfg = ExpertsConfig()
+    old = cfg.model_dump(mode="json")
+    del old["train"]["sampling"]  # an expert trained before training rows had a sampling setting
+    assert changed_settings(old, cfg) == []
+    proportional = cfg.model_copy(update={"train": cfg.train.model_copy(update={"sampling": "proportional"})})
+    assert changed_settings(old, proportional) == ["train"]
+    assert "gone" in changed_settings({**old, "gone": 1}, cfg)  # a removed setting still shows
+
+
+@pytest.mark.parametrize("sampling", ["balanced", "proportional"])
+def test_training_rows_follow_the_sampling_setting(sampling):
+    from collections import Counter
+
+    from memmcl_merge.data import load_docs
+
+    train = TrainConfig(max_examples=24, sampling=sampling)
+    rows = ex.task_train_rows("tweet_offensive", "embedded", train)
+    got = Counter(r["completion"].strip() for r in rows)
+    pool = Counter(d["label"] for d in load_docs("tweet_offensive", "train", "embedded"))
+    share = pool["offensive"] / sum(pool.values())
+    want = 12 if sampling == "balanced" else round(24 * share)
+    assert len(rows) == 24 and got["offensive"] == want, (got, want, share)
