@@ -65,8 +65,8 @@ class TrainConfig(_Strict):
     num_demos: int = Field(0, ge=0, description="In-context demonstrations in each training prompt.")
     sampling: Sampling = Field(
         "balanced", description="How the max_examples rows are drawn from the train split. balanced: about "
-        "max_examples/labels per label. proportional: each label its share of the split, so the model "
-        "learns the label priors it is scored under (benchmarks/RESULTS.md, session 8).")
+        "max_examples/labels per label. proportional: each label its share of the split. sqrt: shares by "
+        "the square root of the label counts, between the two (benchmarks/RESULTS.md, session 8).")
     warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0)
     lr_scheduler: Literal["linear", "cosine", "constant_with_warmup"] = Field(
         "linear", description="After warm-up. A curriculum puts its hardest phase last, where a decaying "

@@ -8,6 +8,7 @@ data is reported with file, line and reason before any model sees it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 from collections.abc import Mapping, Sequence
@@ -130,7 +131,7 @@ def resolve_source(ref: str | os.PathLike | LocalSource | HFSource | None = None
     return LocalSource(path.resolve())
 
 
-Sampling = Literal["balanced", "proportional"]  # the one list of sampling modes (config, scoring)
+Sampling = Literal["balanced", "proportional", "sqrt"]  # the one list of sampling modes (config, scoring)
 SAMPLINGS = get_args(Sampling)
 
 
@@ -151,6 +152,8 @@ def sample_docs(spec: TaskSpec, docs: Sequence[dict], n: int, seed: int = 0,
     or weak set is not all one class). ``proportional``: each label gets its share of the split
     (largest remainders), at least one doc per label when n allows, so a score on the sample estimates
     the score on the split; a balanced sample over-rewards a model biased to a minority class.
+    ``sqrt``: shares in proportion to the square root of each label's count, between the two (for
+    training rows: the label priors of the split, damped).
     """
     if sampling not in SAMPLINGS:
         raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
@@ -163,8 +166,11 @@ def sample_docs(spec: TaskSpec, docs: Sequence[dict], n: int, seed: int = 0,
         by_label.setdefault(key, []).append(d)
     pools = [rng.sample(v, len(v)) for _, v in sorted(by_label.items())]
     out: list[dict] = []
-    if sampling == "proportional":
-        for pool, k in zip(pools, _proportional_quotas([len(p) for p in pools], n)):
+    if sampling in ("proportional", "sqrt"):
+        sizes = [len(p) for p in pools]
+        # integer weights keep the proportional quotas exact; sqrt's to a millionth
+        weights = sizes if sampling == "proportional" else [round(math.sqrt(s) * 10**6) for s in sizes]
+        for pool, k in zip(pools, _proportional_quotas(sizes, n, weights)):
             out.extend(pool[:k])
     else:
         while len(out) < n:
@@ -175,14 +181,16 @@ def sample_docs(spec: TaskSpec, docs: Sequence[dict], n: int, seed: int = 0,
     return out
 
 
-def _proportional_quotas(sizes: Sequence[int], n: int) -> list[int]:
-    """Split ``n`` over groups of these sizes in proportion (largest remainders), giving every group
-    one first when ``n`` is at least the number of groups."""
-    total = sum(sizes)
+def _proportional_quotas(sizes: Sequence[int], n: int, weights: Sequence[int] | None = None) -> list[int]:
+    """Split ``n`` over groups of these sizes in proportion to ``weights`` (default: the sizes; largest
+    remainders), none above its size, giving every group one first when ``n`` is at least the number
+    of groups."""
+    weights = sizes if weights is None else weights
+    total = sum(weights)
     floor_one = n >= len(sizes)
-    quotas = [max(int(floor_one), n * s // total) for s in sizes]
+    quotas = [min(s, max(int(floor_one), n * w // total)) for s, w in zip(sizes, weights)]
     # largest remainders first; ties to the larger group
-    order = sorted(range(len(sizes)), key=lambda i: (-(n * sizes[i] % total), -sizes[i], i))
+    order = sorted(range(len(sizes)), key=lambda i: (-(n * weights[i] % total), -sizes[i], i))
     while sum(quotas) < n:
         for i in order:
             if sum(quotas) < n and quotas[i] < sizes[i]:

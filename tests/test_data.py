@@ -97,5 +97,8 @@ def test_proportional_sample_keeps_the_split_label_shares():
             for i in range(100)]
     got = sample_docs(stance, rare, 10, seed=3, sampling="proportional")
     assert len(got) == 10 and {d["label"] for d in got} == {"none", "favor", "against"}
+    # sqrt: between the two, sqrt(28) / (sqrt(28) + sqrt(72)) of 25 = 9.6 -> 10
+    sq = sample_docs(spec, docs, 25, seed=0, sampling="sqrt")
+    assert len(sq) == 25 and sum(d["label"] == "offensive" for d in sq) == 10
     with pytest.raises(ValueError, match="sampling must be one of"):
         sample_docs(spec, docs, 5, sampling="uniform")
