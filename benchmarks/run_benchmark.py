@@ -232,10 +232,8 @@ def step_systems(args) -> None:
     command, config = " ".join(["python", *sys.argv]), cfg.model_dump(mode="json")
     first = res.data["meta"].get("config", config)
     if first != config:  # the series' config stays the one it began with; a later call's differences are noted
-        changed = sorted(f"{k}.{f}" for k in config if isinstance(config[k], dict)
-                         for f in set(config[k]) | set(first.get(k) or {}) if config[k].get(f) != (first.get(k) or {}).get(f))
-        changed += sorted(k for k in config if not isinstance(config[k], dict) and config[k] != first.get(k))
-        res.meta(later_configs=[*res.data["meta"].get("later_configs", []), {"command": command, "changed": changed}])
+        res.meta(later_configs=[*res.data["meta"].get("later_configs", []),
+                                {"command": command, "changed": _config_changes(first, config)}])
     res.meta(machine=machine(), data=str(args.data), split=args.split, limit=args.limit, dtype=str(eval_dtype()),
              config=first, commands=[*res.data["meta"].get("commands", []), command])
     out = cfg.output_dir
@@ -285,6 +283,18 @@ def step_systems(args) -> None:
         scored = score_model(ref, str(args.data), args.split, args.limit, tasks=list(cfg.tasks), num_demos=demos)
         res.put(name, {"model": ref, "build_seconds": built, **scored})
         print(f"{name}: mean {scored['means']['all']:.3f} (built in {built:.0f} s)", flush=True)
+
+
+def _config_changes(first: dict, now: dict) -> list[str]:
+    """Settings that differ between two run configs (JSON), as ``section.field`` one level down."""
+    out = []
+    for key in sorted(set(first) | set(now)):
+        a, b = first.get(key), now.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += [f"{key}.{f}" for f in sorted(set(a) | set(b)) if a.get(f) != b.get(f)]
+        elif a != b:
+            out.append(key)
+    return out
 
 
 def _selected(args, name: str) -> bool:
@@ -547,6 +557,36 @@ def step_report(args) -> None:
     print("\n".join(text))
 
 
+def step_bar(args) -> None:
+    """The issue's bar for the MEM-MCL runs of a results file that ``--only`` selects (e.g. draws of
+    the weak sets): per run, and for the per-task mean over the runs, the tasks won against each
+    compared system and the experts kept at 95% of their own score. Writes results/<results>_bar.json;
+    runs no model."""
+    from memmcl_merge.io import read_json, write_json
+
+    rows = read_json(RESULTS / f"{args.results}.json")["systems"]
+    runs = [n for n in rows if "MEM-MCL" in n and args.only and _selected(args, n)]
+    if not runs:
+        raise SystemExit(f"--only {args.only!r} selects no MEM-MCL run of results/{args.results}.json")
+    own = {k.split(":", 1)[1].removesuffix(" (own task)"): v for k, v in rows.items() if k.startswith("expert:")}
+    own = {t: v["scores"][t]["score"] for t, v in own.items()}
+    tasks = list(rows[runs[0]]["scores"])
+    candidates = {n: {t: rows[n]["scores"][t]["score"] for t in tasks} for n in runs}
+    if len(runs) > 1:
+        candidates[f"mean of {len(runs)} runs"] = {t: sum(c[t] for c in candidates.values()) / len(runs) for t in tasks}
+    out = {}
+    for name, scores in candidates.items():
+        won = {o: [t for t in tasks if scores[t] > rows[o]["scores"][t]["score"]] for o in COMPARED if o in rows}
+        short = {t: round(scores[t] / own[t], 4) for t in tasks if t in own and scores[t] < 0.95 * own[t]}
+        out[name] = {"mean": sum(scores.values()) / len(tasks), "wins": {o: len(w) for o, w in won.items()},
+                     "lost_to_multitask": [t for t in tasks if t not in won.get("multitask SFT", tasks)],
+                     "kept": sum(t in own for t in tasks) - len(short), "not_kept": short,
+                     "bar_met": all(2 * len(w) > len(tasks) for w in won.values()) and not short}
+        print(f"{name}: mean {out[name]['mean']:.3f}, wins " + ", ".join(f"{o} {len(w)}/{len(tasks)}" for o, w in won.items())
+              + f"; kept {out[name]['kept']}/{len(own)} {short or ''}; bar {'met' if out[name]['bar_met'] else 'not met'}")
+    write_json(RESULTS / f"{args.results}_bar.json", {"only": args.only, "tasks": tasks, "runs": out})
+
+
 def _chart(means: dict, path: Path) -> None:
     import matplotlib
 
@@ -566,7 +606,7 @@ def _chart(means: dict, path: Path) -> None:
     plt.close(fig)
 
 
-STEPS = {"answer_window": step_answer_window, "label_shares": step_label_shares, "report": step_report, "pipeline": step_pipeline, "speed": step_speed, "zero_shot": step_zero_shot, "experts": step_experts, "evolve": step_evolve, "systems": step_systems}
+STEPS = {"answer_window": step_answer_window, "label_shares": step_label_shares, "report": step_report, "bar": step_bar, "pipeline": step_pipeline, "speed": step_speed, "zero_shot": step_zero_shot, "experts": step_experts, "evolve": step_evolve, "systems": step_systems}
 
 
 def main(argv=None) -> None:
@@ -588,7 +628,7 @@ def main(argv=None) -> None:
     p.add_argument("--results", default="systems",
                    help="systems, report: the results file (benchmarks/results/<name>.json) the scores go to / come from.")
     args = p.parse_args(argv)
-    if args.step not in ("pipeline", "speed", "report") and not (args.data / "tasks.json").is_file():
+    if args.step not in ("pipeline", "speed", "report", "bar") and not (args.data / "tasks.json").is_file():
         sys.exit(f"no benchmark data at {args.data} (expected the ../shared/data layout with tasks.json)")
     STEPS[args.step](args)
 

@@ -80,9 +80,9 @@ def sft_rows(spec: TaskSpec, docs: Sequence[Mapping], demo_pool: Sequence[Mappin
 
 
 def task_train_rows(spec: TaskSpec | str, data: str | None, train_cfg: TrainConfig) -> list[dict[str, str]]:
-    """A task's SFT rows: a seeded sample of ``max_examples`` docs of its ``train`` split (labels
-    balanced or in proportion, ``train_cfg.sampling``), each with ``num_demos`` demonstrations drawn
-    from the same ``train`` split (never dev/test)."""
+    """A task's SFT rows: a seeded sample of ``max_examples`` docs of its ``train`` split (label shares
+    by ``train_cfg.sampling``), each with ``num_demos`` demonstrations drawn from the same ``train``
+    split (never dev/test)."""
     from .data import load_docs, sample_docs
 
     spec = get_task(spec) if isinstance(spec, str) else spec
