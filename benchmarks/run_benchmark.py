@@ -229,11 +229,11 @@ def step_systems(args) -> None:
 
     cfg = bench_config(args)
     res = Results(args.results)
-    command, config = " ".join(["python", *sys.argv]), cfg.model_dump(mode="json")
-    first = res.data["meta"].get("config", config)
-    if first != config:  # the series' config stays the one it began with; a later call's differences are noted
-        res.meta(later_configs=[*res.data["meta"].get("later_configs", []),
-                                {"command": command, "changed": _config_changes(first, config)}])
+    command = " ".join(["python", *sys.argv])
+    first = res.data["meta"].get("config") or cfg.model_dump(mode="json")
+    # the series' config stays the one it began with; a later call's differences are noted
+    if changed := _config_changes(first, cfg):
+        res.meta(later_configs=[*res.data["meta"].get("later_configs", []), {"command": command, "changed": changed}])
     res.meta(machine=machine(), data=str(args.data), split=args.split, limit=args.limit, dtype=str(eval_dtype()),
              config=first, commands=[*res.data["meta"].get("commands", []), command])
     out = cfg.output_dir
@@ -285,14 +285,19 @@ def step_systems(args) -> None:
         print(f"{name}: mean {scored['means']['all']:.3f} (built in {built:.0f} s)", flush=True)
 
 
-def _config_changes(first: dict, now: dict) -> list[str]:
-    """Settings that differ between two run configs (JSON), as ``section.field`` one level down."""
+def _config_changes(recorded: dict, cfg) -> list[str]:
+    """Settings of ``cfg`` that differ from a recorded run config (JSON), as ``section.field`` one level
+    down; settings the record predates count as unchanged at their defaults (``changed_settings``)."""
+    from pydantic import BaseModel
+
+    from memmcl_merge.config import changed_settings
+
     out = []
-    for key in sorted(set(first) | set(now)):
-        a, b = first.get(key), now.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += [f"{key}.{f}" for f in sorted(set(a) | set(b)) if a.get(f) != b.get(f)]
-        elif a != b:
+    for key in changed_settings(recorded, cfg):
+        section = getattr(cfg, key, None)
+        if isinstance(section, BaseModel) and isinstance(recorded.get(key), dict):
+            out += [f"{key}.{f}" for f in changed_settings(recorded[key], section)]
+        else:
             out.append(key)
     return out
 
@@ -352,7 +357,7 @@ def multitask_sft(cfg, sampling: str | None = None) -> str:
 
     from memmcl_merge.experts import sft_train, task_train_rows
 
-    train = cfg.experts.train.model_copy(update={"sampling": sampling}) if sampling else cfg.experts.train
+    train = cfg.experts.train if sampling is None else cfg.experts.train.model_copy(update={"sampling": sampling})
     target = cfg.output_dir / ("multitask" if sampling is None else f"multitask_{sampling}")
     if (target / "config.json").is_file():
         return str(target)
@@ -505,6 +510,11 @@ OPT_IN = ("multitask SFT, proportional training rows",)  # controls built only w
 CORE = (*COMPARED, "MEM-MCL stage 2", OURS)
 
 
+def _own_experts(rows: dict) -> dict:
+    """Task -> the record of ``expert:<task> (own task)`` in a results file's systems."""
+    return {k.split(":", 1)[1].removesuffix(" (own task)"): v for k, v in rows.items() if k.startswith("expert:")}
+
+
 def step_report(args) -> None:
     """benchmarks/RESULTS.md tables and chart from the saved results (no model is run): the systems
     x tasks table of the core systems, the controlled runs, wall times, the bar, the experts matrix."""
@@ -512,7 +522,7 @@ def step_report(args) -> None:
     from memmcl_merge.io import read_json, write_text
 
     rows = read_json(RESULTS / f"{args.results}.json")["systems"]
-    own = {k.split(":", 1)[1].removesuffix(" (own task)"): v for k, v in rows.items() if k.startswith("expert:")}
+    own = _own_experts(rows)
     columns = {name: rows[name]["scores"] for name in CORE if name in rows}
     if own:
         columns["expert (own task)"] = {t: v["scores"][t] for t, v in own.items()}
@@ -568,8 +578,7 @@ def step_bar(args) -> None:
     runs = [n for n in rows if "MEM-MCL" in n and args.only and _selected(args, n)]
     if not runs:
         raise SystemExit(f"--only {args.only!r} selects no MEM-MCL run of results/{args.results}.json")
-    own = {k.split(":", 1)[1].removesuffix(" (own task)"): v for k, v in rows.items() if k.startswith("expert:")}
-    own = {t: v["scores"][t]["score"] for t, v in own.items()}
+    own = {t: v["scores"][t]["score"] for t, v in _own_experts(rows).items()}
     tasks = list(rows[runs[0]]["scores"])
     candidates = {n: {t: rows[n]["scores"][t]["score"] for t in tasks} for n in runs}
     if len(runs) > 1:
