@@ -259,6 +259,8 @@ def step_systems(args) -> None:
         "multitask SFT": lambda: multitask_sft(cfg),
         # the control for a curriculum on proportional rows: the same rows for the multitask SFT
         "multitask SFT, proportional training rows": lambda: multitask_sft(cfg, "proportional"),
+        # the comparator's spread over training seeds, beside MEM-MCL's over weak-set draws
+        **{f"multitask SFT, training seed {s}": (lambda s=s: multitask_sft(cfg, seed=s)) for s in (1, 2)},
         "MEM-MCL stage 2": lambda: _then(run_plan(cfg), final_model_dir(cfg)),
         "MEM-MCL stage 2 + curriculum": lambda: _then(run_curriculum(cfg), out / "final"),
     }
@@ -350,19 +352,24 @@ def single_stage(cfg) -> str:
     return str(member_path(single, "single/all"))
 
 
-def multitask_sft(cfg, sampling: str | None = None) -> str:
+def multitask_sft(cfg, sampling: str | None = None, seed: int | None = None) -> str:
     """One LoRA SFT of the base on the union of the experts' training rows (same data, same passes);
-    ``sampling`` draws the rows another way than the experts' (the same number per task)."""
+    ``sampling`` draws the rows another way than the experts' (the same number per task); ``seed``
+    trains on the same rows with another training seed (LoRA init, row order): the comparator's own
+    run-to-run spread."""
     import random
 
     from memmcl_merge.experts import sft_train, task_train_rows
 
     train = cfg.experts.train if sampling is None else cfg.experts.train.model_copy(update={"sampling": sampling})
-    target = cfg.output_dir / ("multitask" if sampling is None else f"multitask_{sampling}")
+    name = "multitask" + (f"_{sampling}" if sampling else "") + (f"_seed_{seed}" if seed is not None else "")
+    target = cfg.output_dir / name
     if (target / "config.json").is_file():
         return str(target)
     rows = [r for t in cfg.tasks for r in task_train_rows(t, cfg.data, train)]
-    random.Random(cfg.seed).shuffle(rows)
+    random.Random(cfg.seed if seed is None else seed).shuffle(rows)
+    if seed is not None:
+        train = train.model_copy(update={"seed": seed})
     tmp = target.with_name(f".{target.name}.tmp")
     sft_train(cfg.base_model, None, rows, train, tmp)
     tmp.replace(target)
@@ -442,18 +449,22 @@ def variant_slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def variant_args(doc: str, argv=None, run_option: bool = False) -> argparse.Namespace:
-    """The command line of the controlled-run scripts (curriculum_variant.py, evolve_variant.py)."""
+def variant_args(doc: str, argv=None, run_option: bool = False, need_overrides: bool = True,
+                 extra=None) -> argparse.Namespace:
+    """The command line of the controlled-run scripts (curriculum_variant.py, evolve_variant.py,
+    blend_variant.py); ``extra(parser)`` adds a script's own options."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     if run_option:
         ap.add_argument("--run", type=Path, default=None,
                         help="the evolution run to start from (e.g. an evolve_variant.py folder; default: bench.yml's)")
     ap.add_argument("name")
-    ap.add_argument("overrides", nargs="+", help="KEY=VALUE")
+    ap.add_argument("overrides", nargs="+" if need_overrides else "*", help="KEY=VALUE")
     ap.add_argument("--limit", type=int, default=200)
     ap.add_argument("--results", default="systems", help="the results file, benchmarks/results/<name>.json")
     ap.add_argument("--config", type=Path, default=HERE / "bench.yml")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    if extra is not None:
+        extra(ap)
     return ap.parse_args(argv)
 
 
@@ -504,7 +515,8 @@ def step_label_shares(args) -> None:
 COMPARED = ("base zero-shot", "base 2-shot", "baseline task_arithmetic", "baseline ties", "baseline dare_ties",
             "single-stage CMA-ES", "multitask SFT")
 OURS = "MEM-MCL stage 2 + curriculum"
-OPT_IN = ("multitask SFT, proportional training rows",)  # controls built only when --only selects them
+OPT_IN = ("multitask SFT, proportional training rows", "multitask SFT, training seed 1",
+          "multitask SFT, training seed 2")  # controls built only when --only selects them
 
 
 CORE = (*COMPARED, "MEM-MCL stage 2", OURS)

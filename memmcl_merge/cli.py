@@ -235,13 +235,26 @@ def curriculum_train(config: Path) -> None:
     click.echo(f"order: {' -> '.join(rec['order'])}")
 
 
+@main.command("blend")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@_fail_cleanly
+def blend_cmd(config: Path) -> None:
+    """Blend the curriculum model back toward the merge (merge + alpha x difference), alpha picked on
+    the weak sets; writes recipes/blend.yml."""
+    from .blend import run_blend
+
+    rec = run_blend(_load(config))
+    click.echo(f"alpha {rec['alpha']:g} (weak-set fitness {rec['fitness']:.4f})  recipe {rec['recipe']}")
+
+
 # -- the whole pipeline --------------------------------------------------------------------------
 @main.command("run")
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--until", default=None, help="Stop after this step (experts, evolve, curriculum, evaluate, report).")
+@click.option("--until", default=None, help="Stop after this step (experts, evolve, curriculum, blend, evaluate, report).")
 @_fail_cleanly
 def run_cmd(config: Path, until: str | None) -> None:
-    """experts -> stage 1 -> stage 2 -> curriculum -> evaluation -> report; resumes where it stopped."""
+    """experts -> stage 1 -> stage 2 -> curriculum -> [blend] -> evaluation -> report; resumes where it
+    stopped."""
     import time
 
     from .pipeline import run_pipeline

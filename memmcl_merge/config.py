@@ -18,7 +18,7 @@ from .data import Sampling
 from .tasks import GROUPS, TASKS
 
 # Folders of a run; stage outputs live beside them as <output_dir>/<stage>/<group>.
-RESERVED_DIRS = ("experts", "evolve", "weak", "recipes", "curriculum", "eval", "base")
+RESERVED_DIRS = ("experts", "evolve", "weak", "recipes", "curriculum", "blend", "eval", "base")
 
 
 class ConfigError(ValueError):
@@ -191,6 +191,22 @@ class CurriculumConfig(_Strict):
         return v
 
 
+class BlendConfig(_Strict):
+    """The curriculum model blended back toward its start merge (memmcl_merge/blend.py)."""
+
+    enabled: bool = False
+    grid: list[float] = Field(
+        [0.0, 0.25, 0.5, 0.75, 1.0], description="alphas tried: merge + alpha * (curriculum - merge); the "
+        "best on the weak sets (evolve.fitness) is kept. 0 is the merge, 1 the curriculum model.")
+
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, v):
+        if not v or any(not 0.0 <= a <= 2.0 for a in v):
+            raise ValueError(f"blend.grid needs at least one alpha, each in [0, 2], got {v}")
+        return sorted(set(v))
+
+
 class FinalEvalConfig(_Strict):
     """The scores in the run report: base, merged and final model on a held-out split."""
 
@@ -226,6 +242,7 @@ class RunConfig(_Strict):
     experts: ExpertsConfig = ExpertsConfig()
     evolve: EvolveConfig = EvolveConfig()
     curriculum: CurriculumConfig = CurriculumConfig()
+    blend: BlendConfig = BlendConfig()
     final_eval: FinalEvalConfig = FinalEvalConfig()
 
     @field_validator("tasks")
@@ -250,6 +267,9 @@ class RunConfig(_Strict):
             extra = [t for t in self.experts.tasks if t.removeprefix("sentiment_") not in self.tasks]
             if extra:
                 raise ValueError(f"experts.tasks has task(s) {extra} that are not in tasks")
+        if self.blend.enabled and not self.curriculum.enabled:
+            raise ValueError("blend.enabled needs the curriculum (curriculum.enabled: true): it blends the "
+                             "curriculum model back toward the merge")
         self.plan()  # raises on members that name no task or no earlier stage
         return self
 

@@ -1,4 +1,5 @@
-"""One command for the whole method: experts -> stage 1 -> stage 2 -> curriculum -> evaluation -> report.
+"""One command for the whole method: experts -> stage 1 -> stage 2 -> curriculum -> [blend] -> evaluation
+-> report.
 
 Every step is skipped when its output is complete and resumes when it was interrupted (each step
 keeps its own journal/markers); ``<output_dir>/pipeline.json`` records what ran and how long it took.
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from .io import read_json, write_json, write_text
 
-STEPS = ("experts", "evolve", "curriculum", "evaluate", "report")
+STEPS = ("experts", "evolve", "curriculum", "blend", "evaluate", "report")
 
 
 class PipelineState:
@@ -36,18 +37,25 @@ class PipelineState:
 
 
 def final_model(cfg) -> Path:
+    from .blend import blend_model_dir
     from .curriculum import curriculum_model_dir
     from .evolve import final_model_dir
 
-    return curriculum_model_dir(cfg) if cfg.curriculum.enabled else final_model_dir(cfg)
+    if not cfg.curriculum.enabled:
+        return final_model_dir(cfg)
+    return blend_model_dir(cfg) if cfg.blend.enabled else curriculum_model_dir(cfg)
 
 
 def systems(cfg) -> dict[str, str]:
-    """The models the report compares: base, the merge of the last stage, the final model."""
+    """The models the report compares: base, the merge of the last stage, the curriculum model
+    (when a blend follows it), the final model."""
+    from .curriculum import curriculum_model_dir
     from .evolve import final_model_dir
     from .models import resolve_model
 
     out = {"base": resolve_model(cfg.base_model), "merged": str(final_model_dir(cfg))}
+    if cfg.curriculum.enabled and cfg.blend.enabled:
+        out["curriculum"] = str(curriculum_model_dir(cfg))
     if cfg.curriculum.enabled:
         out["final"] = str(final_model(cfg))
     return out
@@ -78,6 +86,7 @@ def evaluate_systems(cfg, progress=print) -> dict[str, dict]:
 
 def run_pipeline(cfg, config_path: Path | None = None, progress=print, until: str | None = None) -> dict:
     """Run (or resume) the whole pipeline described by ``cfg``; returns where the outputs are."""
+    from .blend import run_blend
     from .curriculum import run_curriculum
     from .evolve import run_plan
     from .experts import train_experts
@@ -92,6 +101,7 @@ def run_pipeline(cfg, config_path: Path | None = None, progress=print, until: st
         "experts": lambda: train_experts(cfg, progress=bool(progress)),
         "evolve": lambda: run_plan(cfg, progress=progress),
         "curriculum": (lambda: run_curriculum(cfg, progress=progress)) if cfg.curriculum.enabled else None,
+        "blend": (lambda: run_blend(cfg, progress=progress)) if cfg.curriculum.enabled and cfg.blend.enabled else None,
         "evaluate": lambda: evaluate_systems(cfg, progress=progress),
         "report": lambda: write_report(cfg, state),
     }
@@ -118,12 +128,16 @@ def run_pipeline(cfg, config_path: Path | None = None, progress=print, until: st
 
 # -- report ---------------------------------------------------------------------------------------
 def write_report(cfg, state: PipelineState) -> Path:
+    from .blend import MARKER as BLEND_MARKER
+    from .blend import blend_model_dir
+    from .curriculum import MARKER as CURRICULUM_MARKER
+    from .curriculum import curriculum_model_dir
     from .evaluation import format_table, group_means
     from .evolve import MARKER as SEARCH_MARKER
     from .evolve import plot_fitness, stage_dir
 
     out = cfg.output_dir
-    evals = {n: read_json(p) for n in ("base", "merged", "final") if (p := out / "eval" / f"{n}.json").is_file()}
+    evals = {n: read_json(p) for n in systems(cfg) if (p := out / "eval" / f"{n}.json").is_file()}
     searches = {p.key: read_json(stage_dir(cfg, p.key) / SEARCH_MARKER) for p in cfg.plan()
                 if (stage_dir(cfg, p.key) / SEARCH_MARKER).is_file()}
     fig = None
@@ -155,12 +169,20 @@ def write_report(cfg, state: PipelineState) -> Path:
         if fig:
             lines += ["", f"![fitness]({fig.name})"]
         lines += ["", "Reproduce any stage with plain mergekit: `mergekit-yaml <recipe> OUT`."]
-    cur = final_model(cfg) / "memmcl_curriculum.json"
-    if cur.is_file():
+    cur = curriculum_model_dir(cfg) / CURRICULUM_MARKER
+    if cfg.curriculum.enabled and cur.is_file():
         c = read_json(cur)
         lines += ["", "## Curriculum (easiest first)", "", "| # | task | difficulty | rows |", "|---|---|---|---|"]
         for i, (d, ph) in enumerate(zip(c["plan"], c["phases"]), 1):
             lines.append(f"| {i} | {d['task']} | {d['score']:.3f} | {ph['rows']} |")
+    blend = blend_model_dir(cfg) / BLEND_MARKER
+    if cfg.curriculum.enabled and cfg.blend.enabled and blend.is_file():
+        b = read_json(blend)
+        lines += ["", "## Blend (merge + alpha x (curriculum - merge))", "", "| alpha | weak-set fitness |",
+                  "|---|---|"]
+        lines += [f"| {r['alpha']:g}{' (kept)' if r['alpha'] == b['alpha'] else ''} | {r['fitness']:.4f} |"
+                  for r in b["tried"]]
+        lines += ["", f"Recipe: `{b['recipe']}`"]
     lines += ["", f"Final model: `{final_model(cfg)}`", ""]
     report = write_text(out / "report.md", "\n".join(lines))
     if final_model(cfg).is_dir():
@@ -172,13 +194,16 @@ def write_model_card(cfg, evals: dict, searches: dict) -> Path:
     from .evaluation import format_table
 
     model = final_model(cfg)
+    then = "no curriculum."
+    if cfg.curriculum.enabled:
+        then = "curriculum SFT, easiest task first" + (
+            ", blended back toward the merge by a weight picked on the weak data." if cfg.blend.enabled else ".")
     front = ["---", "library_name: transformers", "license: apache-2.0", f"base_model: {cfg.base_model}",
              "tags: [merge, mergekit, memmcl, sentiment-analysis, text-generation]", "---", ""]
     body = [f"# {cfg.name}: a MEM-MCL sentiment model", "",
             (f"Built from `{cfg.base_model}` by memmcl-merge: one LoRA expert per task ({len(cfg.tasks)} tasks), "
              f"merged in {len({k.split('/')[0] for k in searches})} evolutionary stage(s) with the `memmcl` "
-             "mergekit method (CMA-ES on weak data), then"
-             + (" curriculum SFT, easiest task first." if cfg.curriculum.enabled else " no curriculum.")), "",
+             "mergekit method (CMA-ES on weak data), then " + then), "",
             ("Prompts follow `memmcl_merge/tasks.py` (plain text, no chat template); score it with "
              "`lm_eval --include_path <memmcl evals folder> --tasks 'sentiment_*'`."), ""]
     if evals:

@@ -254,3 +254,72 @@ def test_weak_sets_are_drawn_as_configured_and_guarded_on_resume(tmp_path):
         build_weak_sets(cfg("proportional"), ["tweet_hate"], progress=None)
     assert build_weak_sets(cfg("balanced"), ["tweet_hate"], progress=None) == root
     assert json.loads((root / "settings.json").read_text())["sampling"] == "balanced"
+
+
+def test_blend_picks_the_best_alpha_on_the_weak_sets_and_its_recipe_reproduces_it(disagreeing_experts,
+                                                                                   tiny_base_dir, tmp_path):
+    """Blend from the anti-expert (start) toward the real expert (standing in for the curriculum
+    model): the weak fitness must tell the two apart, the kept alpha is the best one scored, the saved
+    weights are start + alpha x (trained - start), and mergekit-yaml on the written recipe gives
+    the same tensors."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    from memmcl_merge.blend import run_blend
+    from memmcl_merge.config import RunConfig
+    from memmcl_merge.curriculum import MARKER as CURRICULUM_MARKER
+    from memmcl_merge.io import write_json
+
+    start = disagreeing_experts / "experts" / "tweet_irony"
+    trained = tmp_path / "final"
+    shutil.copytree(disagreeing_experts / "experts" / "tweet_offensive", trained)
+    write_json(trained / CURRICULUM_MARKER, {"start_model": str(start)})
+    cfg = RunConfig(output_dir=tmp_path / "run", base_model=str(tiny_base_dir), tasks=["tweet_offensive"],
+                    evolve={"weak": {"size": 48}, "fitness": {"classification_metric": "p_gold"},
+                            "batch_size": 16},
+                    curriculum={"start_model": str(start)}, blend={"enabled": True, "grid": [1, 0, 0.5]})
+    rec = run_blend(cfg, progress=None, trained=trained)
+    fit = {r["alpha"]: r["fitness"] for r in rec["tried"]}
+    assert list(fit) == [0.0, 0.5, 1.0]  # the grid is sorted
+    assert fit[1.0] > fit[0.0] + 0.05, fit  # the expert beats its negation on the weak set
+    assert rec["alpha"] == max(fit, key=fit.get) and rec["fitness"] == max(fit.values())
+
+    out = tmp_path / "run" / "blend"
+    ours = load_file(str(out / "model.safetensors"))
+    s, t = load_file(str(start / "model.safetensors")), load_file(str(trained / "model.safetensors"))
+    a = rec["alpha"]
+    for name, tensor in ours.items():
+        want = (s[name].float() + a * (t[name].float() - s[name].float())).to(torch.bfloat16)
+        assert torch.equal(tensor, want), name
+
+    recipe = Path(rec["recipe"])
+    assert recipe == tmp_path / "run" / "recipes" / "blend.yml" and f"weight: {a}" in recipe.read_text()
+    exe = Path(sys.executable).with_name("mergekit-yaml")
+    proc = subprocess.run([str(exe), str(recipe), str(tmp_path / "mk"), "--copy-tokenizer"], capture_output=True,
+                          text=True, timeout=300, check=False, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    theirs = {}
+    for f in (tmp_path / "mk").glob("*.safetensors"):
+        theirs.update(load_file(str(f)))
+    assert set(theirs) == set(ours) and all(torch.equal(theirs[k], ours[k]) for k in ours)
+
+    # done: reused; another grid: refused, the blend on disk kept
+    assert run_blend(cfg, progress=None, trained=trained)["alpha"] == a
+    other = cfg.model_copy(update={"blend": cfg.blend.model_copy(update={"grid": [0.0, 1.0]})})
+    with pytest.raises(ValueError, match=r"other settings \(differs in: grid\)"):
+        run_blend(other, progress=None, trained=trained)
+    with pytest.raises(FileNotFoundError, match="no finished curriculum model"):
+        run_blend(cfg, progress=None, trained=tmp_path / "nothing", out=tmp_path / "b2")
+
+
+def test_blend_config_is_checked():
+    from memmcl_merge.config import RunConfig
+
+    with pytest.raises(ValueError, match=r"blend.grid needs at least one alpha"):
+        RunConfig(tasks=["sst2"], blend={"grid": []})
+    with pytest.raises(ValueError, match=r"each in \[0, 2\]"):
+        RunConfig(tasks=["sst2"], blend={"grid": [0.5, -1]})
+    with pytest.raises(ValueError, match="blend.enabled needs the curriculum"):
+        RunConfig(tasks=["sst2"], blend={"enabled": True}, curriculum={"enabled": False})

@@ -246,3 +246,28 @@ def test_a_finished_curriculum_with_other_settings_is_refused_not_reused(tmp_pat
     edited = cfg.model_copy(update={"curriculum": cfg.curriculum.model_copy(update={"passes": (1.0, 1.0)})})
     with pytest.raises(ValueError, match=r"trained with other settings \(differs in: passes\)"):
         run_curriculum(edited, progress=None, out=done)
+
+
+def test_with_a_blend_the_final_model_is_the_blend_and_the_report_shows_its_alphas(tmp_path):
+    from memmcl_merge.blend import MARKER as BLEND_MARKER
+    from memmcl_merge.curriculum import MARKER as CURRICULUM_MARKER
+    from memmcl_merge.io import write_json
+    from memmcl_merge.pipeline import STEPS, PipelineState, final_model, systems, write_report
+
+    out = tmp_path / "run"
+    write_json(tmp_path / "base" / "config.json", {})
+    cfg = RunConfig(tasks=["sst2"], data="embedded", output_dir=str(out), base_model=str(tmp_path / "base"))
+    assert final_model(cfg) == out / "final" and "curriculum" not in systems(cfg)
+    cfg = cfg.model_copy(update={"blend": cfg.blend.model_copy(update={"enabled": True})})
+    assert STEPS.index("curriculum") < STEPS.index("blend") < STEPS.index("evaluate")
+    assert final_model(cfg) == out / "blend"
+    assert systems(cfg)["curriculum"] == str(out / "final") and systems(cfg)["final"] == str(out / "blend")
+    write_json(out / "final" / CURRICULUM_MARKER, {"plan": [{"task": "sst2", "score": 0.1}], "phases": [{"rows": 8}]})
+    write_json(out / "blend" / BLEND_MARKER, {"alpha": 0.5, "recipe": str(out / "recipes" / "blend.yml"),
+                                              "tried": [{"alpha": 0.0, "fitness": 0.4}, {"alpha": 0.5, "fitness": 0.6},
+                                                        {"alpha": 1.0, "fitness": 0.55}]})
+    report = write_report(cfg, PipelineState(out / "pipeline.json")).read_text()
+    assert "## Curriculum (easiest first)" in report and "| 1 | sst2 | 0.100 | 8 |" in report
+    assert "| 0.5 (kept) | 0.6000 |" in report and "| 1 | 0.5500 |" in report
+    assert f"Final model: `{out / 'blend'}`" in report
+    assert "blended back toward the merge" in (out / "blend" / "README.md").read_text()
