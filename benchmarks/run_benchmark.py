@@ -285,6 +285,12 @@ def step_systems(args) -> None:
         scored = score_model(ref, str(args.data), args.split, args.limit, tasks=list(cfg.tasks), num_demos=demos)
         res.put(name, {"model": ref, "build_seconds": built, **scored})
         print(f"{name}: mean {scored['means']['all']:.3f} (built in {built:.0f} s)", flush=True)
+    for name, folder in _extra_models(args).items():  # finished models from elsewhere, e.g. stage merges
+        if res.has(name):
+            continue
+        scored = score_model(folder, str(args.data), args.split, args.limit, tasks=list(cfg.tasks))
+        res.put(name, {"model": folder, "from": "--extra", **scored})
+        print(f"{name}: mean {scored['means']['all']:.3f}", flush=True)
 
 
 def _config_changes(recorded: dict, cfg) -> list[str]:
@@ -301,6 +307,17 @@ def _config_changes(recorded: dict, cfg) -> list[str]:
             out += [f"{key}.{f}" for f in changed_settings(recorded[key], section)]
         else:
             out.append(key)
+    return out
+
+
+def _extra_models(args) -> dict[str, str]:
+    """``--extra NAME=FOLDER`` items, checked: NAME -> the resolved model folder."""
+    out = {}
+    for item in args.extra:
+        name, sep, folder = item.partition("=")
+        if not sep or not (Path(folder) / "config.json").is_file():
+            raise SystemExit(f"--extra {item!r}: expected NAME=FOLDER with a model folder (config.json) at FOLDER")
+        out[name] = str(Path(folder).resolve())
     return out
 
 
@@ -483,11 +500,7 @@ def step_label_shares(args) -> None:
 
     specs = [t for t in resolve_tasks(args.tasks) if not t.is_generative]
     systems = {n: r for n, r in Results(args.results).data["systems"].items() if r.get("model") and _selected(args, n)}
-    for item in args.extra:
-        name, sep, folder = item.partition("=")
-        if not sep or not (Path(folder) / "config.json").is_file():
-            raise SystemExit(f"--extra {item!r}: expected NAME=FOLDER with a model folder (config.json) at FOLDER")
-        systems[name] = {"model": str(Path(folder).resolve())}
+    systems.update({name: {"model": folder} for name, folder in _extra_models(args).items()})
     path = RESULTS / f"{args.results}_label_shares.json"
     command = " ".join(["python", *sys.argv])
     out = read_json(path) if path.is_file() else {}
@@ -659,8 +672,8 @@ def main(argv=None) -> None:
     p.add_argument("--command", default="make demo", help="pipeline: the command that made the run.")
     p.add_argument("--only", default="", help="systems: comma-separated words; run only systems whose name has one.")
     p.add_argument("--extra", action="append", default=[], metavar="NAME=FOLDER",
-                   help="label_shares: also count a model folder that is not a system of --results "
-                        "(e.g. a stage-1 or stage-2 merge); repeatable.")
+                   help="label_shares, systems: also count / score a model folder that is not a system of "
+                        "--results (e.g. a stage-1 or stage-2 merge); repeatable.")
     p.add_argument("--results", default="systems",
                    help="systems, report: the results file (benchmarks/results/<name>.json) the scores go to / come from.")
     args = p.parse_args(argv)

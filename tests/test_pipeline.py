@@ -271,3 +271,15 @@ def test_with_a_blend_the_final_model_is_the_blend_and_the_report_shows_its_alph
     assert "| 0.5 (kept) | 0.6000 |" in report and "| 1 | 0.5500 |" in report
     assert f"Final model: `{out / 'blend'}`" in report
     assert "blended back toward the merge" in (out / "blend" / "README.md").read_text()
+
+
+def test_cli_blend_before_the_curriculum_names_what_is_missing(tmp_path):
+    from click.testing import CliRunner
+
+    from memmcl_merge.cli import main
+
+    cfg = tmp_path / "run.yml"
+    cfg.write_text(f"output_dir: {tmp_path / 'out'}\ntasks: [sst2]\nblend: {{enabled: true}}\n")
+    res = CliRunner().invoke(main, ["blend", str(cfg)])
+    assert res.exit_code != 0 and "no finished curriculum model" in res.output and "run the curriculum first" in res.output
+    assert not (tmp_path / "out" / "blend").exists()
