@@ -33,9 +33,7 @@ def main(argv=None) -> None:
     if res.has(args.name):
         print(f"{args.name}: measured already, skipped")
         return
-    cfg = rb.bench_config(args)
-    if args.run is not None:
-        cfg = cfg.model_copy(update={"output_dir": args.run.resolve()})
+    cfg = rb.run_config(args)
     settings = cfg.output_dir / "weak" / "settings.json"
     if not settings.is_file():
         raise SystemExit(f"{cfg.output_dir}: no weak sets (weak/settings.json); run its evolution first")

@@ -31,11 +31,7 @@ def main(argv=None) -> None:
     if res.has(args.name):
         print(f"{args.name}: measured already, skipped")
         return
-    cfg = rb.bench_config(args)
-    if args.run is not None:
-        if not (args.run / "experts").is_dir():
-            raise SystemExit(f"--run {args.run}: not an evolution run (no experts folder)")
-        cfg = cfg.model_copy(update={"output_dir": args.run.resolve()})
+    cfg = rb.run_config(args)
     train, top = cfg.curriculum.train.model_dump(), {}
     for item in args.overrides:
         key, _, raw = item.partition("=")

@@ -109,6 +109,16 @@ def bench_config(args):
     return cfg.model_copy(update={"data": str(args.data.resolve())})
 
 
+def run_config(args):
+    """The benchmark's run config, pointed at ``--run`` (another evolution run's folder) when given."""
+    cfg = bench_config(args)
+    if args.run is None:
+        return cfg
+    if not (args.run / "experts").is_dir():
+        raise SystemExit(f"--run {args.run}: not an evolution run (no experts folder)")
+    return cfg.model_copy(update={"output_dir": args.run.resolve()})
+
+
 def step_experts(args) -> None:
     """Train one expert per task on its train split, then the experts x tasks matrix (issue 4)."""
     from memmcl_merge.experts import train_experts

@@ -33,13 +33,18 @@ def run_blend(cfg, progress=print, start: Path | None = None, trained: Path | No
     """Score every alpha of ``cfg.blend.grid`` on the weak sets and save the best blend into ``out``
     (default ``<output_dir>/blend``), complete or absent. ``start`` defaults to the curriculum's start
     model, ``trained`` to the curriculum's output."""
-    import torch
-
     from .config import changed_settings
     from .curriculum import MARKER as CURRICULUM_MARKER
     from .curriculum import curriculum_model_dir, start_model_dir
     from .evaluation import Evaluator
-    from .evolve import FitnessSpec, _quiet_progress_bars, build_weak_sets, format_weak_scores, live_dtype
+    from .evolve import (
+        FitnessSpec,
+        build_weak_sets,
+        format_weak_scores,
+        live_dtype,
+        load_weights,
+        quiet_progress_bars,
+    )
     from .experts import save_plain_model
     from .io import read_json, replace_dir, write_json
     from .merge_methods.inprocess import MemmclMerger
@@ -74,19 +79,15 @@ def run_blend(cfg, progress=print, start: Path | None = None, trained: Path | No
     evaluator = Evaluator([get_task(t) for t in cfg.tasks], data=str(weak_root), split="weak",
                           batch_size=cfg.evolve.batch_size)
     lm = evaluator.wrap(model, tok)
-    fitness = FitnessSpec(cfg.evolve.fitness.classification_metric, dict(cfg.evolve.fitness.task_weights))
+    fitness = FitnessSpec.from_config(cfg.evolve.fitness)
 
     def apply(alpha: float) -> None:
-        merged = merger.merge({"experts": {"curriculum": {"weight": alpha}}})
-        with torch.no_grad():
-            own = model.state_dict()
-            for name, tensor in merged.items():
-                own[name].copy_(tensor)
+        load_weights(model, merger.merge({"experts": {"curriculum": {"weight": alpha}}}))
 
     tried = []
     for alpha in cfg.blend.grid:
         apply(alpha)
-        with _quiet_progress_bars():
+        with quiet_progress_bars():
             scores = evaluator.evaluate(lm)
         tried.append({"alpha": alpha, "fitness": fitness(scores), "scores": scores})
         if progress:

@@ -101,6 +101,11 @@ class FitnessSpec:
     classification_metric: str = "mix"
     task_weights: Mapping[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def from_config(cls, fitness) -> FitnessSpec:
+        """From a run's ``evolve.fitness`` section."""
+        return cls(fitness.classification_metric, dict(fitness.task_weights))
+
     def task_value(self, task: str, row: Mapping[str, float]) -> float:
         if "p_gold" not in row:  # generation task
             return row["score"]
@@ -496,25 +501,29 @@ class SearchRunner:
 
     def apply(self, decoded: Mapping) -> float:
         """Merge in place into the live model; returns seconds spent."""
-        import torch
-
         t0 = time.perf_counter()
-        merged = self.merger.merge(self.full_params(decoded))
-        with torch.no_grad():
-            own = self.model.state_dict()
-            for name, tensor in merged.items():
-                own[name].copy_(tensor)
+        load_weights(self.model, self.merger.merge(self.full_params(decoded)))
         return time.perf_counter() - t0
 
     def __call__(self, decoded: Mapping) -> dict:
         seconds_merge = self.apply(decoded)
         t0 = time.perf_counter()
-        with _quiet_progress_bars():  # one progress line per generation instead of lm-eval's bars
+        with quiet_progress_bars():  # one progress line per generation instead of lm-eval's bars
             scores = self.evaluator.evaluate(self.lm)
         return {"scores": scores, "seconds_merge": seconds_merge, "seconds_eval": time.perf_counter() - t0}
 
 
-class _quiet_progress_bars:
+def load_weights(model, tensors: Mapping) -> None:
+    """Copy merged tensors into the live model in place (no reload: the lm-eval wrapper keeps it)."""
+    import torch
+
+    with torch.no_grad():
+        own = model.state_dict()
+        for name, tensor in tensors.items():
+            own[name].copy_(tensor)
+
+
+class quiet_progress_bars:
     def __enter__(self):
         self._old = os.environ.get("TQDM_DISABLE")
         os.environ["TQDM_DISABLE"] = "1"
@@ -567,7 +576,7 @@ def run_plan(cfg, stages: Sequence[str] | None = None, progress=print) -> dict[s
         space = GenomeSpace(tuple(plan.members), s.layer_groups, s.evolve_density, tuple(s.weight_range),
                             tuple(s.density_range))
         init_w = s.init_weight if s.init_weight is not None else 1.0 / math.sqrt(len(plan.members))
-        fit = FitnessSpec(cfg.evolve.fitness.classification_metric, dict(cfg.evolve.fitness.task_weights))
+        fit = FitnessSpec.from_config(cfg.evolve.fitness)
         budget = SearchBudget(s.popsize, s.sigma, s.max_evals, s.max_seconds, cfg.seed)
         many = None
         if cfg.evolve.parallel == "ray":
