@@ -5,11 +5,13 @@ other system.
     python benchmarks/evolve_variant.py NAME KEY=VALUE ... [--limit 200] [--results NAME2]
 
 KEY is ``weak.FIELD`` (e.g. ``weak.sampling=proportional``, ``weak.size=32``) or ``search.FIELD``
-(``search.layer_groups=3``) or a field of ``evolve`` itself. The run lives in
-runs/bench/variants/evolve_<slug> (its ``experts`` folder links to the benchmark's experts, so none
-is retrained); its final model (stage 2 + curriculum) is scored into benchmarks/results/NAME2.json
-under NAME. Each part resumes: finished searches, a finished curriculum and a measured NAME are
-skipped.
+(``search.layer_groups=3``) or a field of ``evolve`` itself, or ``experts.train.FIELD``
+(``experts.train.epochs=3``). The run lives in runs/bench/variants/evolve_<slug>. Without an
+``experts.`` override its ``experts`` folder links to the benchmark's experts, so none is retrained;
+with one the run trains its own experts (same rows, other settings) and scores each on its own task,
+which the ``bar`` step then uses for the 95% half of the bar. The final model (stage 2 + curriculum)
+is scored into benchmarks/results/NAME2.json under NAME. Each part resumes: trained experts, their
+scores, finished searches, a finished curriculum and a measured NAME are skipped.
 """
 
 from __future__ import annotations
@@ -25,17 +27,39 @@ import run_benchmark as rb
 
 
 def with_overrides(cfg, overrides: list[str]):
-    """The run config with ``evolve`` settings replaced (``weak.X=V``, ``search.X=V``, ``X=V``)."""
-    evolve = cfg.evolve.model_dump()
+    """The run config with ``evolve`` settings replaced (``weak.X=V``, ``search.X=V``, ``X=V``) and
+    ``experts`` settings (``experts.train.X=V``)."""
+    evolve, experts = cfg.evolve.model_dump(), cfg.experts.model_dump()
     for item in overrides:
         key, _, raw = item.partition("=")
         value = yaml.safe_load(raw)
-        section, _, field = key.rpartition(".")
-        where = evolve[section] if section else evolve
-        if not isinstance(where, dict) or field not in where:
-            raise SystemExit(f"unknown override {key!r}: not a field of evolve, evolve.weak or evolve.search")
-        where[field] = value
-    return cfg.model_copy(update={"evolve": cfg.evolve.model_validate(evolve)})
+        root, path = (experts, key.removeprefix("experts.")) if key.startswith("experts.") else (evolve, key)
+        where, *fields = root, *path.split(".")
+        for section in fields[:-1]:
+            where = where.get(section) if isinstance(where, dict) else None
+        if not isinstance(where, dict) or fields[-1] not in where:
+            raise SystemExit(f"unknown override {key!r}: not a field of evolve, evolve.weak, evolve.search "
+                             "or experts.train")
+        where[fields[-1]] = value
+    return cfg.model_copy(update={"evolve": cfg.evolve.model_validate(evolve),
+                                  "experts": cfg.experts.model_validate(experts)})
+
+
+def own_task_scores(cfg, run_dir: Path, args) -> dict:
+    """Train the run's own experts (resumable) and score each on its own task, one at a time, kept in
+    run_dir/experts_own_scores.json so a restart scores only the missing ones."""
+    from memmcl_merge.experts import train_experts
+    from memmcl_merge.io import read_json, write_json
+
+    path = run_dir / "experts_own_scores.json"
+    scores = read_json(path) if path.is_file() else {}
+    for r in train_experts(cfg):
+        if r.task not in scores:
+            scored = rb.score_model(str(r.folder), str(args.data.resolve()), "test_500", args.limit, tasks=[r.task])
+            scores[r.task] = {"score": scored["scores"][r.task], "train": {**r.row(), "wall_s": r.record.get("wall_s")}, "eval_seconds": scored["eval_seconds"]}
+            write_json(path, scores)
+            print(f"expert {r.task}: own task {scored['scores'][r.task]['score']:.3f}", flush=True)
+    return scores
 
 
 def main(argv=None) -> None:
@@ -52,10 +76,13 @@ def main(argv=None) -> None:
     run_dir = (bench.output_dir / "variants" / f"evolve_{rb.variant_slug(args.name)}").resolve()
     cfg = with_overrides(bench, args.overrides).model_copy(update={"output_dir": run_dir})
     experts = run_dir / "experts"
-    if not experts.exists():
+    own = None
+    t0 = time.perf_counter()
+    if any(o.startswith("experts.") for o in args.overrides):
+        own = own_task_scores(cfg, run_dir, args)
+    elif not experts.exists():
         run_dir.mkdir(parents=True, exist_ok=True)
         experts.symlink_to(bench.experts_dir.resolve(), target_is_directory=True)
-    t0 = time.perf_counter()
     searches = run_plan(cfg)
     search_seconds = sum(r["seconds"] for r in searches.values())
     build = run_curriculum(cfg)["seconds"]
@@ -66,7 +93,7 @@ def main(argv=None) -> None:
                         "search_seconds": search_seconds, "curriculum_seconds": build,
                         "overrides": args.overrides,
                         "fitness": {k: [r["start_fitness"], r["best_fitness"]] for k, r in searches.items()},
-                        **scored})
+                        **({"own_experts": own} if own else {}), **scored})
     print(args.name, scored["means"])
 
 

@@ -271,6 +271,8 @@ def step_systems(args) -> None:
         "multitask SFT, proportional training rows": lambda: multitask_sft(cfg, "proportional"),
         # the comparator's spread over training seeds, beside MEM-MCL's over weak-set draws
         **{f"multitask SFT, training seed {s}": (lambda s=s: multitask_sft(cfg, seed=s)) for s in (1, 2)},
+        # the comparator of MEM-MCL from experts trained for 3 epochs on their rows (evolve_variant.py)
+        "multitask SFT, 3 epochs": lambda: multitask_sft(cfg, epochs=3),
         "MEM-MCL stage 2": lambda: _then(run_plan(cfg), final_model_dir(cfg)),
         "MEM-MCL stage 2 + curriculum": lambda: _then(run_curriculum(cfg), out / "final"),
     }
@@ -379,17 +381,21 @@ def single_stage(cfg) -> str:
     return str(member_path(single, "single/all"))
 
 
-def multitask_sft(cfg, sampling: str | None = None, seed: int | None = None) -> str:
+def multitask_sft(cfg, sampling: str | None = None, seed: int | None = None, epochs: float | None = None) -> str:
     """One LoRA SFT of the base on the union of the experts' training rows (same data, same passes);
     ``sampling`` draws the rows another way than the experts' (the same number per task); ``seed``
     trains on the same rows with another training seed (LoRA init, row order): the comparator's own
-    run-to-run spread."""
+    run-to-run spread; ``epochs`` more passes over the same rows (the comparator of experts trained
+    longer: same data, more compute)."""
     import random
 
     from memmcl_merge.experts import sft_train, task_train_rows
 
     train = cfg.experts.train if sampling is None else cfg.experts.train.model_copy(update={"sampling": sampling})
-    name = "multitask" + (f"_{sampling}" if sampling else "") + (f"_seed_{seed}" if seed is not None else "")
+    if epochs is not None:
+        train = train.model_copy(update={"epochs": epochs})
+    name = ("multitask" + (f"_{sampling}" if sampling else "") + (f"_seed_{seed}" if seed is not None else "")
+            + (f"_epochs_{epochs:g}" if epochs is not None else ""))
     target = cfg.output_dir / name
     if (target / "config.json").is_file():
         return str(target)
@@ -539,7 +545,7 @@ COMPARED = ("base zero-shot", "base 2-shot", "baseline task_arithmetic", "baseli
             "single-stage CMA-ES", "multitask SFT")
 OURS = "MEM-MCL stage 2 + curriculum"
 OPT_IN = ("multitask SFT, proportional training rows", "multitask SFT, training seed 1",
-          "multitask SFT, training seed 2")  # controls built only when --only selects them
+          "multitask SFT, training seed 2", "multitask SFT, 3 epochs")  # controls built only when --only selects them
 
 
 CORE = (*COMPARED, "MEM-MCL stage 2", OURS)
@@ -626,21 +632,28 @@ def step_bar(args) -> None:
         seed_mean = f"multitask SFT, mean of {len(seeds) + 1} training seeds"
         pool = ["multitask SFT", *seeds]
         compared[seed_mean] = {t: sum(rows[n]["scores"][t]["score"] for n in pool) / len(pool) for t in tasks}
+    # the multitask SFT with more passes over the same rows: the compute-matched comparator of runs
+    # whose experts trained longer
+    longer = [n for n in rows if n.startswith("multitask SFT, ") and n.endswith(" epochs")]
+    compared.update({n: {t: rows[n]["scores"][t]["score"] for t in tasks} for n in longer})
     out = {}
     for name, scores in candidates.items():
         won = {o: [t for t in tasks if scores[t] > other[t]] for o, other in compared.items()}
-        short = {t: round(scores[t] / own[t], 4) for t in tasks if t in own and scores[t] < 0.95 * own[t]}
+        # a run that trained its own experts (evolve_variant.py experts.train.X=V) is held to those
+        experts = {t: v["score"]["score"] for t, v in rows.get(name, {}).get("own_experts", {}).items()} or own
+        short = {t: round(scores[t] / experts[t], 4) for t in tasks if t in experts and scores[t] < 0.95 * experts[t]}
         beats = {o: 2 * len(w) > len(tasks) for o, w in won.items()}
         out[name] = {"mean": sum(scores.values()) / len(tasks), "wins": {o: len(w) for o, w in won.items()},
                      "lost_to_multitask": [t for t in tasks if t not in won.get("multitask SFT", tasks)],
-                     "kept": sum(t in own for t in tasks) - len(short), "not_kept": short,
+                     "kept": sum(t in experts for t in tasks) - len(short), "not_kept": short,
                      "bar_met": all(beats[o] for o in COMPARED if o in beats) and not short}
-        if seed_mean:
-            # the same bar with the multitask SFT's seed mean in place of its one run
-            out[name]["bar_met_against_multitask_seed_mean"] = (
-                all(beats[o] for o in beats if o != "multitask SFT") and not short)
+        # the same bar with another multitask SFT (its seed mean, more epochs) in place of its one run
+        others = [o for o in beats if o.startswith("multitask SFT")]
+        for alt in [o for o in others if o != "multitask SFT"]:
+            key = "bar_met_against_multitask_seed_mean" if alt == seed_mean else f"bar_met_against {alt}"
+            out[name][key] = all(beats[o] for o in beats if o not in others or o == alt) and not short
         print(f"{name}: mean {out[name]['mean']:.3f}, wins " + ", ".join(f"{o} {len(w)}/{len(tasks)}" for o, w in won.items())
-              + f"; kept {out[name]['kept']}/{len(own)} {short or ''}; bar {'met' if out[name]['bar_met'] else 'not met'}")
+              + f"; kept {out[name]['kept']}/{len(experts)} {short or ''}; bar {'met' if out[name]['bar_met'] else 'not met'}")
     compared_means = {o: sum(v.values()) / len(tasks) for o, v in compared.items()}
     write_json(RESULTS / f"{args.results}_bar.json", {"only": args.only, "tasks": tasks, "compared_means": compared_means,
                                                       "runs": out})

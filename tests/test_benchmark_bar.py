@@ -1,0 +1,59 @@
+"""The issue's bar as `benchmarks/run_benchmark.py bar` computes it, on a made-up results file (no model
+runs): wins against each compared system, experts kept at 95%, and the variants of the comparator."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import run_benchmark as rb  # noqa: E402
+
+TASKS = ["a", "b", "c"]
+
+
+def system(*scores, **extra):
+    return {"scores": {t: {"score": s} for t, s in zip(TASKS, scores)}, **extra}
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    monkeypatch.setattr(rb, "RESULTS", tmp_path)
+    rows = {f"expert:{t} (own task)": system(*[0.5] * 3) for t in TASKS}
+    rows.update({name: system(0.1, 0.1, 0.1) for name in rb.COMPARED if name != "multitask SFT"})
+    rows["multitask SFT"] = system(0.5, 0.6, 0.7)
+    rows["multitask SFT, training seed 1"] = system(0.5, 0.4, 0.7)  # seed mean: 0.5, 0.5, 0.7
+    rows["multitask SFT, 3 epochs"] = system(0.7, 0.7, 0.7)
+    rows["MEM-MCL run"] = system(0.6, 0.55, 0.6)  # beats seed 0 on a only, the seed mean on a and b
+    rows["MEM-MCL run, experts 3 epochs"] = system(0.6, 0.55, 0.6, own_experts={
+        t: {"score": {"score": 0.7}} for t in TASKS})  # its own, stronger experts: none kept at 95%
+
+    def run(only):
+        (tmp_path / "r.json").write_text(json.dumps({"meta": {}, "systems": rows}))
+        rb.step_bar(argparse.Namespace(results="r", only=only))
+        return json.loads((tmp_path / "r_bar.json").read_text())
+
+    return run
+
+
+def test_bar_counts_wins_and_kept_experts(results):
+    out = results("MEM-MCL run")["runs"]["MEM-MCL run"]
+    assert out["wins"]["multitask SFT"] == 1 and out["lost_to_multitask"] == ["b", "c"]
+    assert out["wins"]["multitask SFT, mean of 2 training seeds"] == 2
+    assert out["kept"] == 3 and out["not_kept"] == {}
+    assert out["bar_met"] is False  # 1 of 3 against the multitask SFT
+    assert out["bar_met_against_multitask_seed_mean"] is True  # 2 of 3 against its seed mean
+    assert out["bar_met_against multitask SFT, 3 epochs"] is False
+
+
+def test_run_with_its_own_experts_is_held_to_them(results):
+    out = results("experts 3 epochs")["runs"]["MEM-MCL run, experts 3 epochs"]
+    assert out["kept"] == 0 and set(out["not_kept"]) == set(TASKS)
+    assert out["bar_met_against_multitask_seed_mean"] is False
+
+
+def test_bar_names_an_empty_selection(results):
+    with pytest.raises(SystemExit, match="selects no MEM-MCL run"):
+        results("nothing like it")
