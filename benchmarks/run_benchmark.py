@@ -659,6 +659,35 @@ def step_bar(args) -> None:
                                                       "runs": out})
 
 
+def step_adopt(args) -> None:
+    """Copy rows that ``--only`` selects from another results file (``--source``) into ``--results``,
+    each marked with where it came from, so a series on other experts (e.g. bench_experts3.yml) is
+    judged by ``bar`` / ``report`` against the systems those experts do not change (base, multitask
+    SFT) without scoring them again. A copied run that trained its own experts (``own_experts``) also
+    gives their ``expert:<task> (own task)`` rows. Rows already in ``--results`` are kept; no model runs."""
+    from memmcl_merge.io import read_json
+
+    if not args.source or not args.only:
+        raise SystemExit("adopt needs --source NAME (the results file to copy from) and --only (which rows)")
+    path = RESULTS / f"{args.source}.json"
+    if not path.is_file():
+        raise SystemExit(f"no results file {path}")
+    source = read_json(path)["systems"]
+    res = Results(args.results)
+    picked = [n for n in source if _selected(args, n)]
+    if not picked:
+        raise SystemExit(f"--only {args.only!r} selects no row of {path}")
+    for name in picked:
+        rows = {name: source[name]}
+        for task, v in source[name].get("own_experts", {}).items():
+            rows[f"expert:{task} (own task)"] = {"scores": {task: v["score"]}, "eval_seconds": v["eval_seconds"],
+                                                 "model": v["train"]["folder"]}
+        for n, row in rows.items():
+            if not res.has(n):
+                res.put(n, {**row, "from": f"{args.source}.json"})
+                print(f"adopted {n}", flush=True)
+
+
 def _chart(means: dict, path: Path) -> None:
     import matplotlib
 
@@ -678,7 +707,7 @@ def _chart(means: dict, path: Path) -> None:
     plt.close(fig)
 
 
-STEPS = {"answer_window": step_answer_window, "label_shares": step_label_shares, "report": step_report, "bar": step_bar, "pipeline": step_pipeline, "speed": step_speed, "zero_shot": step_zero_shot, "experts": step_experts, "evolve": step_evolve, "systems": step_systems}
+STEPS = {"adopt": step_adopt, "answer_window": step_answer_window, "label_shares": step_label_shares, "report": step_report, "bar": step_bar, "pipeline": step_pipeline, "speed": step_speed, "zero_shot": step_zero_shot, "experts": step_experts, "evolve": step_evolve, "systems": step_systems}
 
 
 def main(argv=None) -> None:
@@ -699,8 +728,9 @@ def main(argv=None) -> None:
                         "--results (e.g. a stage-1 or stage-2 merge); repeatable.")
     p.add_argument("--results", default="systems",
                    help="systems, report: the results file (benchmarks/results/<name>.json) the scores go to / come from.")
+    p.add_argument("--source", default="", help="adopt: the results file to copy rows from.")
     args = p.parse_args(argv)
-    if args.step not in ("pipeline", "speed", "report", "bar") and not (args.data / "tasks.json").is_file():
+    if args.step not in ("pipeline", "speed", "report", "bar", "adopt") and not (args.data / "tasks.json").is_file():
         sys.exit(f"no benchmark data at {args.data} (expected the ../shared/data layout with tasks.json)")
     STEPS[args.step](args)
 

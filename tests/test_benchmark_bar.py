@@ -57,3 +57,20 @@ def test_run_with_its_own_experts_is_held_to_them(results):
 def test_bar_names_an_empty_selection(results):
     with pytest.raises(SystemExit, match="selects no MEM-MCL run"):
         results("nothing like it")
+
+
+def test_adopt_copies_rows_and_the_runs_own_experts(tmp_path, monkeypatch):
+    monkeypatch.setattr(rb, "RESULTS", tmp_path)
+    own = {t: {"score": {"score": 0.7}, "eval_seconds": 1.0, "train": {"folder": f"x/{t}"}} for t in TASKS}
+    src = {"multitask SFT": system(0.5, 0.6, 0.7, eval_seconds=2.0),
+           "MEM-MCL run, experts 3 epochs": system(0.6, 0.55, 0.6, own_experts=own, eval_seconds=2.0),
+           "baseline ties": system(0.1, 0.1, 0.1, eval_seconds=2.0)}
+    (tmp_path / "src.json").write_text(json.dumps({"meta": {}, "systems": src}))
+    (tmp_path / "dst.json").write_text(json.dumps({"meta": {}, "systems": {"multitask SFT": system(0, 0, 0)}}))
+    rb.step_adopt(argparse.Namespace(results="dst", source="src", only="multitask,experts 3 epochs"))
+    rows = json.loads((tmp_path / "dst.json").read_text())["systems"]
+    assert rows["multitask SFT"]["scores"]["a"]["score"] == 0  # already there: kept, not overwritten
+    assert rows["MEM-MCL run, experts 3 epochs"]["from"] == "src.json" and "baseline ties" not in rows
+    assert rows["expert:b (own task)"]["scores"] == {"b": {"score": 0.7}}
+    with pytest.raises(SystemExit, match="selects no row"):
+        rb.step_adopt(argparse.Namespace(results="dst", source="src", only="nothing"))
