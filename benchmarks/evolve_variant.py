@@ -56,7 +56,8 @@ def own_task_scores(cfg, run_dir: Path, args) -> dict:
     for r in train_experts(cfg):
         if r.task not in scores:
             scored = rb.score_model(str(r.folder), str(args.data.resolve()), "test_500", args.limit, tasks=[r.task])
-            scores[r.task] = {"score": scored["scores"][r.task], "train": {**r.row(), "wall_s": r.record.get("wall_s")}, "eval_seconds": scored["eval_seconds"]}
+            scores[r.task] = {"score": scored["scores"][r.task], "eval_seconds": scored["eval_seconds"],
+                              "train": {**r.row(), "wall_s": r.record.get("wall_s")}}
             write_json(path, scores)
             print(f"expert {r.task}: own task {scored['scores'][r.task]['score']:.3f}", flush=True)
     return scores

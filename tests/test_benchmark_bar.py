@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import run_benchmark as rb  # noqa: E402
+import run_benchmark as rb
 
 TASKS = ["a", "b", "c"]
 
