@@ -273,6 +273,8 @@ def step_systems(args) -> None:
         **{f"multitask SFT, training seed {s}": (lambda s=s: multitask_sft(cfg, seed=s)) for s in (1, 2)},
         # the comparator of MEM-MCL from experts trained for 3 epochs on their rows (evolve_variant.py)
         "multitask SFT, 3 epochs": lambda: multitask_sft(cfg, epochs=3),
+        # ... and its own spread over training seeds
+        "multitask SFT, 3 epochs, training seed 1": lambda: multitask_sft(cfg, seed=1, epochs=3),
         "MEM-MCL stage 2": lambda: _then(run_plan(cfg), final_model_dir(cfg)),
         "MEM-MCL stage 2 + curriculum": lambda: _then(run_curriculum(cfg), out / "final"),
     }
@@ -545,7 +547,7 @@ COMPARED = ("base zero-shot", "base 2-shot", "baseline task_arithmetic", "baseli
             "single-stage CMA-ES", "multitask SFT")
 OURS = "MEM-MCL stage 2 + curriculum"
 OPT_IN = ("multitask SFT, proportional training rows", "multitask SFT, training seed 1",
-          "multitask SFT, training seed 2", "multitask SFT, 3 epochs")  # controls built only when --only selects them
+          "multitask SFT, training seed 2", "multitask SFT, 3 epochs", "multitask SFT, 3 epochs, training seed 1")  # controls built only when --only selects them
 
 
 CORE = (*COMPARED, "MEM-MCL stage 2", OURS)
@@ -636,6 +638,11 @@ def step_bar(args) -> None:
     # whose experts trained longer
     longer = [n for n in rows if n.startswith("multitask SFT, ") and n.endswith(" epochs")]
     compared.update({n: {t: rows[n]["scores"][t]["score"] for t in tasks} for n in longer})
+    for n in longer:  # ... averaged with its runs on other training seeds, where measured
+        pool = [n, *(m for m in rows if m.startswith(f"{n}, training seed "))]
+        if len(pool) > 1:
+            compared[f"{n}, mean of {len(pool)} training seeds"] = {
+                t: sum(rows[m]["scores"][t]["score"] for m in pool) / len(pool) for t in tasks}
     out = {}
     for name, scores in candidates.items():
         won = {o: [t for t in tasks if scores[t] > other[t]] for o, other in compared.items()}

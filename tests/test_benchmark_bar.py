@@ -54,6 +54,20 @@ def test_run_with_its_own_experts_is_held_to_them(results):
     assert out["bar_met_against_multitask_seed_mean"] is False
 
 
+def test_longer_multitask_is_averaged_over_its_training_seeds(results, tmp_path):
+    assert "multitask SFT, 3 epochs, mean of 2 training seeds" not in results("MEM-MCL run")["compared_means"]
+    data = json.loads((tmp_path / "r.json").read_text())
+    data["systems"]["multitask SFT, 3 epochs, training seed 1"] = system(0.4, 0.3, 0.4)  # mean 0.55, 0.5, 0.55
+    (tmp_path / "r.json").write_text(json.dumps(data))
+    rb.step_bar(argparse.Namespace(results="r", only="MEM-MCL run"))
+    out = json.loads((tmp_path / "r_bar.json").read_text())
+    assert out["compared_means"]["multitask SFT, 3 epochs, mean of 2 training seeds"] == pytest.approx(0.5333, abs=1e-4)
+    run = out["runs"]["MEM-MCL run"]
+    assert run["wins"]["multitask SFT, 3 epochs"] == 0 and run["bar_met_against multitask SFT, 3 epochs"] is False
+    assert run["wins"]["multitask SFT, 3 epochs, mean of 2 training seeds"] == 3
+    assert run["bar_met_against multitask SFT, 3 epochs, mean of 2 training seeds"] is True
+
+
 def test_bar_names_an_empty_selection(results):
     with pytest.raises(SystemExit, match="selects no MEM-MCL run"):
         results("nothing like it")
