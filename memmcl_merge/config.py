@@ -325,11 +325,21 @@ class RunConfig(_Strict):
         return self.output_dir / "experts"
 
 
-def load_config(path: str | Path) -> RunConfig:
-    """Read and validate a run YAML; errors name the file and the key path."""
-    path = Path(path)
+def _merged(base: dict, over: dict) -> dict:
+    """``over`` on top of ``base``: mappings merge key by key, anything else is replaced."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """A run YAML as a mapping, with ``extends: other.yml`` (relative to this file) read first and
+    this file's keys merged on top, so a variant of a config states only what it changes."""
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+        raise ConfigError(f"{path}: config file not found" + (f" (extended by {chain[-1]})" if chain else ""))
+    if path.resolve() in chain:
+        raise ConfigError(f"{path}: extends itself through {' -> '.join(map(str, chain))}")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -338,6 +348,18 @@ def load_config(path: str | Path) -> RunConfig:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top, got {type(raw).__name__}")
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: extends: expected a file name, got {parent!r}")
+    return _merged(_read_raw((path.parent / parent), (*chain, path.resolve())), raw)
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a run YAML (``extends:`` another first); errors name the file and the key path."""
+    path = Path(path)
+    raw = _read_raw(path)
     try:
         cfg = RunConfig.model_validate(raw)
     except ValidationError as exc:

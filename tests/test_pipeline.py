@@ -124,6 +124,22 @@ def test_config_errors_name_the_key(tmp_path):
         load_config(bad)
 
 
+def test_config_extends_another(tmp_path):
+    (tmp_path / "base.yml").write_text("tasks: [sst2, sst5]\nexperts: {train: {epochs: 1, learning_rate: 0.001}}\n")
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "more.yml").write_text("extends: ../base.yml\nexperts: {train: {epochs: 3}}\n")
+    cfg = load_config(sub / "more.yml")
+    assert cfg.tasks == ["sst2", "sst5"]  # from the file it extends
+    assert cfg.experts.train.epochs == 3 and cfg.experts.train.learning_rate == 0.001  # merged key by key
+    (sub / "loop.yml").write_text("extends: loop.yml\n")
+    with pytest.raises(ConfigError, match="extends itself"):
+        load_config(sub / "loop.yml")
+    (sub / "gone.yml").write_text("extends: nowhere.yml\n")
+    with pytest.raises(ConfigError, match=r"nowhere.yml: config file not found \(extended by"):
+        load_config(sub / "gone.yml")
+
+
 def _tiny_pipeline_yaml(path: Path, base_dir: Path, out: Path) -> Path:
     cfg = {
         "name": "tiny", "output_dir": str(out), "base_model": str(base_dir), "data": "embedded",
