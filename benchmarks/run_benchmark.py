@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -54,6 +55,19 @@ class Results:
         write_json(self.path, self.data)
 
 
+def console_script(name: str) -> str:
+    """A console script of this environment: beside the interpreter (a virtual environment), else
+    the one on PATH (packages installed with ``pip install --target``, as on the GPU machine)."""
+    import shutil
+
+    here = Path(sys.executable).parent / name
+    return str(here) if here.is_file() else (shutil.which(name) or str(here))
+
+
+# Rows per scoring batch: 16 suits 2 CPU cores; a GPU wants more (--batch-size).
+SCORE_BATCH_SIZE = 16
+
+
 def eval_dtype():
     """Scoring dtype of the systems, experts and evolve steps: bf16 where the machine computes it
     natively (the dtype every model here is saved in; ~1.7x faster here), else float32."""
@@ -63,12 +77,12 @@ def eval_dtype():
 
 
 def score_model(ref: str, data: str, split: str, limit: int | None, tasks="all", num_demos: int = 0,
-                batch_size: int = 16) -> dict:
+                batch_size: int | None = None) -> dict:
     from memmcl_merge.evaluation import evaluate_model, group_means
 
     t0 = time.perf_counter()
     res = evaluate_model(ref, tasks, data=data, split=split, limit=limit, num_demos=num_demos,
-                         batch_size=batch_size, dtype=eval_dtype())
+                         batch_size=batch_size or SCORE_BATCH_SIZE, dtype=eval_dtype())
     return {"scores": res["scores"], "means": group_means(res["scores"]), "eval_seconds": res["seconds"],
             "wall_seconds": time.perf_counter() - t0}
 
@@ -201,16 +215,15 @@ def candidate_speed(cfg, repeats: int = 3) -> dict:
     runner(best)
     plain_evals = [runner(best)["seconds_eval"] for _ in range(repeats)]
     runner.lm = window_lm
-    bin_dir = Path(sys.executable).parent
     with tempfile.TemporaryDirectory() as tmp:
         recipe = write_recipe(Path(tmp) / "cand.yml", base, {m: str(p) for m, p in runner.member_paths.items()},
                               runner.full_params(best), dtype="float32", out_dtype="bfloat16")
         t0 = time.perf_counter()
-        subprocess.run([str(bin_dir / "mergekit-yaml"), str(recipe), f"{tmp}/out", "--copy-tokenizer"],
+        subprocess.run([console_script("mergekit-yaml"), str(recipe), f"{tmp}/out", "--copy-tokenizer"],
                        check=True, capture_output=True)
         t_merge = time.perf_counter() - t0
         t0 = time.perf_counter()
-        subprocess.run([str(bin_dir / "lm_eval"), "--model", "hf", "--model_args",
+        subprocess.run([console_script("lm_eval"), "--model", "hf", "--model_args",
                         f"pretrained={tmp}/out,dtype={str(runner.model.dtype).removeprefix('torch.')}",
                         "--include_path", str(evals_dir()),
                         "--tasks", ",".join(f"sentiment_{t}" for t in plan.tasks), "--device", "cpu",
@@ -336,8 +349,11 @@ def _extra_models(args) -> dict[str, str]:
 
 
 def _selected(args, name: str) -> bool:
-    """--only 'a,b': run the systems whose name contains one of the comma-separated words."""
-    return not args.only or any(w.strip() and w.strip() in name for w in args.only.split(","))
+    """--only 'a,b': run the systems whose name contains one of the comma-separated words (a comma
+    followed by a space is part of a word, as in system names); a word that starts with '=' names one
+    system exactly ('=multitask SFT' leaves out its variants)."""
+    words = [w.strip() for w in re.split(r",(?! )", args.only) if w.strip()]
+    return not args.only or any(name == w[1:] if w.startswith("=") else w in name for w in words)
 
 
 def _then(_done, path) -> str:
@@ -359,7 +375,7 @@ def mergekit_baseline(cfg, name: str) -> str:
     recipe = cfg.output_dir / "baselines" / f"{name}.yml"
     recipe.parent.mkdir(parents=True, exist_ok=True)
     recipe.write_text(text)
-    subprocess.run([str(Path(sys.executable).parent / "mergekit-yaml"), str(recipe), str(target),
+    subprocess.run([console_script("mergekit-yaml"), str(recipe), str(target),
                     "--copy-tokenizer", "--random-seed", "0"], check=True)
     return str(target)
 
@@ -455,7 +471,7 @@ def step_answer_window(args) -> None:
     out = {}
     for task in [t.name for t in resolve_tasks(args.tasks)]:
         model, tok = load_model_and_tokenizer(str(cfg.output_dir / "experts" / task), dtype=eval_dtype())
-        ev = Evaluator(resolve_tasks(task), data=str(args.data), split=args.split, limit=args.limit, batch_size=16)
+        ev = Evaluator(resolve_tasks(task), data=str(args.data), split=args.split, limit=args.limit, batch_size=SCORE_BATCH_SIZE)
         if ev.tasks[0].is_generative:
             continue  # generation is HFLM's own path in both
         runs: dict[bool, list] = {False: [], True: []}
@@ -530,7 +546,7 @@ def step_label_shares(args) -> None:
     if "command" in out:  # written before counts were added up
         out["commands"] = [out.pop("command")]
     out["commands"].append(command)
-    ev = Evaluator(specs, data=str(args.data), split=args.split, limit=args.limit, batch_size=16)
+    ev = Evaluator(specs, data=str(args.data), split=args.split, limit=args.limit, batch_size=SCORE_BATCH_SIZE)
     for spec in specs:
         docs = load_docs(spec, args.split, str(args.data), limit=args.limit, sampling=ev.sampling)
         out["gold"][spec.name] = dict(Counter(d["label"] for d in docs))
@@ -718,6 +734,7 @@ STEPS = {"adopt": step_adopt, "answer_window": step_answer_window, "label_shares
 
 
 def main(argv=None) -> None:
+    global SCORE_BATCH_SIZE
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("step", choices=sorted(STEPS))
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -729,14 +746,18 @@ def main(argv=None) -> None:
     p.add_argument("--run", type=Path, default=ROOT / "runs" / "default", help="pipeline: the run folder.")
     p.add_argument("--name", default="default_pipeline", help="pipeline: the results file name.")
     p.add_argument("--command", default="make demo", help="pipeline: the command that made the run.")
-    p.add_argument("--only", default="", help="systems: comma-separated words; run only systems whose name has one.")
+    p.add_argument("--only", default="", help="systems: comma-separated words (', ' stays inside a word); run only systems whose "
+                        "name has one; '=NAME' selects that one system exactly.")
     p.add_argument("--extra", action="append", default=[], metavar="NAME=FOLDER",
                    help="label_shares, systems: also count / score a model folder that is not a system of "
                         "--results (e.g. a stage-1 or stage-2 merge); repeatable.")
     p.add_argument("--results", default="systems",
                    help="systems, report: the results file (benchmarks/results/<name>.json) the scores go to / come from.")
     p.add_argument("--source", default="", help="adopt: the results file to copy rows from.")
+    p.add_argument("--batch-size", type=int, default=SCORE_BATCH_SIZE,
+                   help="rows per scoring batch (16 suits a 2-core CPU; 64 or more a GPU).")
     args = p.parse_args(argv)
+    SCORE_BATCH_SIZE = args.batch_size
     if args.step not in ("pipeline", "speed", "report", "bar", "adopt") and not (args.data / "tasks.json").is_file():
         sys.exit(f"no benchmark data at {args.data} (expected the ../shared/data layout with tasks.json)")
     STEPS[args.step](args)

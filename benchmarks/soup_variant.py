@@ -50,7 +50,7 @@ def main(argv=None) -> None:
             "models": [{"model": str(m.resolve()), "parameters": {"weight": 1.0}} for m in args.models]},
             sort_keys=False))
         tmp = root / f".{slug}.tmp"
-        subprocess.run([str(Path(sys.executable).parent / "mergekit-yaml"), str(recipe), str(tmp), "--copy-tokenizer"],
+        subprocess.run([rb.console_script("mergekit-yaml"), str(recipe), str(tmp), "--copy-tokenizer"],
                        check=True)
         tmp.replace(target)
     built = time.perf_counter() - t0

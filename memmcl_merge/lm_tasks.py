@@ -207,7 +207,15 @@ def write_eval_folder(folder: Path) -> list[Path]:
 
 
 def evals_dir() -> Path:
-    """The folder of task YAMLs, for ``lm_eval --include_path`` and in-process TaskManager."""
-    from importlib.resources import files
+    """The folder of task YAMLs, for ``lm_eval --include_path`` and in-process TaskManager: the
+    installed package data ``memmcl_merge.evals``, or, in a source checkout used without installing
+    (``PYTHONPATH=<checkout>``, e.g. on a machine with no package index), the checkout's ``evals/``."""
+    from importlib import resources
 
-    return Path(str(files("memmcl_merge.evals")))
+    try:
+        return Path(str(resources.files("memmcl_merge.evals")))
+    except ModuleNotFoundError:
+        source = Path(__file__).resolve().parent.parent / "evals"
+        if not (source / "utils.py").is_file():
+            raise
+        return source

@@ -37,6 +37,7 @@ __all__ = [
     "ModelNotFoundError",
     "cache_root",
     "convert_smollm2",
+    "default_device",
     "load_model_and_tokenizer",
     "resolve_model",
 ]
@@ -326,8 +327,21 @@ _SHORT_NAME_MAKERS: dict[str, Callable[[], Path]] = {
 # ------------------------------------------------------------------------------------- convenience
 
 
-def load_model_and_tokenizer(ref: str, dtype: torch.dtype | str | None = None) -> tuple[Any, Any]:
-    """Resolve ``ref`` and load ``(model, tokenizer)``; ``dtype`` defaults to ``torch.float32``."""
+def default_device() -> str:
+    """Where models are scored and merged candidates live: ``$MEMMCL_DEVICE`` if set (``cpu``,
+    ``cuda:1``, ...), else the first CUDA GPU when there is one, else the CPU."""
+    env = os.environ.get("MEMMCL_DEVICE", "").strip()
+    if env:
+        return env
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model_and_tokenizer(ref: str, dtype: torch.dtype | str | None = None,
+                             device: str | None = None) -> tuple[Any, Any]:
+    """Resolve ``ref`` and load ``(model, tokenizer)`` for scoring; ``dtype`` defaults to
+    ``torch.float32``, ``device`` to :func:`default_device`."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -338,5 +352,5 @@ def load_model_and_tokenizer(ref: str, dtype: torch.dtype | str | None = None) -
     path = resolve_model(ref)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-    model.eval()
+    model.to(device or default_device()).eval()
     return model, tokenizer

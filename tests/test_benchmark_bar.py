@@ -88,3 +88,29 @@ def test_adopt_copies_rows_and_the_runs_own_experts(tmp_path, monkeypatch):
     assert rows["expert:b (own task)"]["scores"] == {"b": {"score": 0.7}}
     with pytest.raises(SystemExit, match="selects no row"):
         rb.step_adopt(argparse.Namespace(results="dst", source="src", only="nothing"))
+
+
+def test_only_selects_by_word_or_by_exact_name():
+    """--only 'multitask SFT' takes every multitask variant; '=multitask SFT' that system alone."""
+    names = ["multitask SFT", "multitask SFT, training seed 1", "multitask SFT, 3 epochs", "base zero-shot"]
+
+    def chosen(only):
+        return [n for n in names if rb._selected(argparse.Namespace(only=only), n)]
+
+    assert chosen("") == names
+    assert chosen("multitask SFT") == names[:3]
+    assert chosen("=multitask SFT") == ["multitask SFT"]
+    assert chosen("=multitask SFT, training seed 1,zero") == ["multitask SFT, training seed 1", "base zero-shot"]
+    assert chosen("=multitask") == []
+
+
+def test_console_script_is_found_beside_the_interpreter_or_on_path(tmp_path, monkeypatch):
+    """The environment's own mergekit-yaml first (a venv); else PATH (pip install --target)."""
+    here = Path(sys.executable).parent / "mergekit-yaml"
+    if here.is_file():
+        assert rb.console_script("mergekit-yaml") == str(here)
+    tool = tmp_path / "memmcl-test-tool"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert rb.console_script("memmcl-test-tool") == str(tool)

@@ -135,3 +135,20 @@ def test_a_limited_scoring_sample_keeps_the_split_label_shares():
         got = sum(r["answer"] == "offensive" for r in rows)
         assert len(rows) == 20 and got == expect, (sampling, got, expect)
     assert round(20 * share) != 10  # the embedded split is not balanced, so the two differ
+
+
+def test_evals_dir_falls_back_to_the_checkout_when_the_package_data_is_not_installed(monkeypatch):
+    """A checkout used through PYTHONPATH alone (no pip install, as on a machine without a package
+    index) has no ``memmcl_merge.evals`` module: the task folder is the checkout's evals/."""
+    from importlib import resources
+
+    installed = evals_dir()
+
+    def not_installed(name):
+        raise ModuleNotFoundError(f"No module named {name!r}")
+
+    monkeypatch.setattr(resources, "files", not_installed)
+    fallback = evals_dir()
+    assert fallback == Path(__file__).resolve().parent.parent / "evals"
+    assert sorted(p.name for p in fallback.glob("sentiment_*.yaml")) == sorted(
+        p.name for p in installed.glob("sentiment_*.yaml"))

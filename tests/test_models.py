@@ -306,6 +306,20 @@ def test_load_model_and_tokenizer_dtype(tmp_path):
     assert model.dtype == torch.float32
 
 
+def test_models_are_placed_on_the_default_device_which_the_environment_overrides(tmp_path, monkeypatch):
+    """Scoring goes to the GPU when there is one; MEMMCL_DEVICE picks another device (here the
+    'meta' device, which every torch build has, stands in for a GPU the test machine may lack)."""
+    monkeypatch.delenv("MEMMCL_DEVICE", raising=False)
+    assert models.default_device() == ("cuda" if torch.cuda.is_available() else "cpu")
+    dest = convert_smollm2(tmp_path / "m", loader=TinyLoader())
+    monkeypatch.setenv("MEMMCL_DEVICE", "meta")
+    assert models.default_device() == "meta"
+    model, _ = load_model_and_tokenizer(str(dest))
+    assert next(model.parameters()).device.type == "meta"
+    model, _ = load_model_and_tokenizer(str(dest), device="cpu")  # an explicit device wins
+    assert next(model.parameters()).device.type == "cpu"
+
+
 # --------------------------------------------------------------------------------- real SmolLM2
 
 
