@@ -155,6 +155,8 @@ def test_interrupted_training_leaves_no_folder(tmp_path, tiny_base_dir, monkeypa
 
 # (5) completion-only loss on exactly the tokens lm-eval scores -----------------------------------
 def test_labels_mask_the_prompt_and_tokens_match_lm_eval(tiny_base_dir, tmp_path):
+    import torch
+
     from memmcl_merge.data import load_docs
     from memmcl_merge.evaluation import Evaluator, resolve_tasks
     from memmcl_merge.lm_tasks import load_dataset
@@ -174,8 +176,11 @@ def test_labels_mask_the_prompt_and_tokens_match_lm_eval(tiny_base_dir, tmp_path
 
     model, tok = load_model_and_tokenizer(str(tiny_base_dir))
     trainer, dropped = ex.make_trainer(model, tok, rows, train, tmp_path, sequential=True, progress=False)
-    assert dropped == 0 and trainer.args.bf16 is False and trainer.args.gradient_checkpointing is False
-    assert trainer.args.use_cpu and trainer.args.report_to in ([], "none", ["none"])
+    # fp32 on a CPU, bf16 on a bf16 GPU (dtype auto); the CPU is forced only where there is no GPU
+    assert dropped == 0 and trainer.args.bf16 is (ex.resolve_precision(train) == "bf16")
+    assert trainer.args.gradient_checkpointing is False
+    assert trainer.args.use_cpu is not torch.cuda.is_available()
+    assert trainer.args.report_to in ([], "none", ["none"])
     batch = next(iter(trainer.get_train_dataloader()))
     lm = Evaluator(resolve_tasks(TASK), split="dev", limit=1).wrap(model, tok)
     for i, row in enumerate(rows):
