@@ -659,11 +659,13 @@ def step_bar(args) -> None:
         if len(pool) > 1:
             compared[f"{n}, mean of {len(pool)} training seeds"] = {
                 t: sum(rows[m]["scores"][t]["score"] for m in pool) / len(pool) for t in tasks}
+    held = {n: _held_to(rows, n) for n in runs}
     out = {}
     for name, scores in candidates.items():
         won = {o: [t for t in tasks if scores[t] > other[t]] for o, other in compared.items()}
-        # a run that trained its own experts (evolve_variant.py experts.train.X=V) is held to those
-        experts = {t: v["score"]["score"] for t, v in rows.get(name, {}).get("own_experts", {}).items()} or own
+        # the mean over runs is held to their experts when they share them
+        same = all(held[n] == held[runs[0]] for n in runs)
+        experts = {t: v["score"]["score"] for t, v in held.get(name, held[runs[0]] if same else {}).items()} or own
         short = {t: round(scores[t] / experts[t], 4) for t in tasks if t in experts and scores[t] < 0.95 * experts[t]}
         beats = {o: 2 * len(w) > len(tasks) for o, w in won.items()}
         out[name] = {"mean": sum(scores.values()) / len(tasks), "wins": {o: len(w) for o, w in won.items()},
@@ -680,6 +682,21 @@ def step_bar(args) -> None:
     compared_means = {o: sum(v.values()) / len(tasks) for o, v in compared.items()}
     write_json(RESULTS / f"{args.results}_bar.json", {"only": args.only, "tasks": tasks, "compared_means": compared_means,
                                                       "runs": out})
+
+
+def _held_to(rows: dict, name: str) -> dict:
+    """The own experts a MEM-MCL row is held to in the 95% half of the bar: its own (evolve_variant.py
+    with experts.train.X=V), else those of the evolution run whose folder its model lies in (a
+    curriculum_variant.py / blend_variant.py --run model from that run's merge); {} for the benchmark's."""
+    row = rows.get(name, {})
+    if row.get("own_experts"):
+        return row["own_experts"]
+    model, best = str(row.get("model", "")), ("", {})
+    for other in rows.values():
+        run = str(Path(other["model"]).parent) if other.get("own_experts") and other.get("model") else ""
+        if run and model.startswith(run + "/") and len(run) > len(best[0]):
+            best = (run, other["own_experts"])
+    return best[1]
 
 
 def step_adopt(args) -> None:

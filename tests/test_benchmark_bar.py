@@ -27,8 +27,11 @@ def results(tmp_path, monkeypatch):
     rows["multitask SFT, training seed 1"] = system(0.5, 0.4, 0.7)  # seed mean: 0.5, 0.5, 0.7
     rows["multitask SFT, 3 epochs"] = system(0.7, 0.7, 0.7)
     rows["MEM-MCL run"] = system(0.6, 0.55, 0.6)  # beats seed 0 on a only, the seed mean on a and b
-    rows["MEM-MCL run, experts 3 epochs"] = system(0.6, 0.55, 0.6, own_experts={
+    rows["MEM-MCL run, experts 3 epochs"] = system(0.6, 0.55, 0.6, model="/r/evolve_e3/final", own_experts={
         t: {"score": {"score": 0.7}} for t in TASKS})  # its own, stronger experts: none kept at 95%
+    # a curriculum variant from that run's merge (curriculum_variant.py --run): held to the same experts
+    rows["MEM-MCL run, experts 3 epochs, curriculum x3"] = system(0.7, 0.67, 0.5, model="/r/evolve_e3/variants/x3")
+    rows["MEM-MCL run, other run"] = system(0.7, 0.67, 0.5, model="/r/evolve_e3b/final")  # not that run's
 
     def run(only):
         (tmp_path / "r.json").write_text(json.dumps({"meta": {}, "systems": rows}))
@@ -49,9 +52,16 @@ def test_bar_counts_wins_and_kept_experts(results):
 
 
 def test_run_with_its_own_experts_is_held_to_them(results):
-    out = results("experts 3 epochs")["runs"]["MEM-MCL run, experts 3 epochs"]
+    runs = results("experts 3 epochs,other run")["runs"]
+    out = runs["MEM-MCL run, experts 3 epochs"]
     assert out["kept"] == 0 and set(out["not_kept"]) == set(TASKS)
     assert out["bar_met_against_multitask_seed_mean"] is False
+    # built from that run's merge: held to its experts (0.7; c at 0.5 is 71%), not the benchmark's (0.5)
+    assert runs["MEM-MCL run, experts 3 epochs, curriculum x3"]["not_kept"] == {"c": 0.7143}
+    assert runs["MEM-MCL run, other run"]["not_kept"] == {}  # another run folder: the benchmark's experts
+    # a mean over runs on the same experts is held to them; over runs on other experts, to the benchmark's
+    assert results("experts 3 epochs")["runs"]["mean of 2 runs"]["not_kept"] == {"a": 0.9286, "b": 0.8714, "c": 0.7857}
+    assert runs["mean of 3 runs"]["not_kept"] == {}
 
 
 def test_longer_multitask_is_averaged_over_its_training_seeds(results, tmp_path):
