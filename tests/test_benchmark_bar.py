@@ -124,3 +124,21 @@ def test_console_script_is_found_beside_the_interpreter_or_on_path(tmp_path, mon
     tool.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
     assert rb.console_script("memmcl-test-tool") == str(tool)
+
+
+def test_report_only_adds_systems_to_the_table(tmp_path, monkeypatch):
+    """report shows the core systems; --only adds others (a series' own MEM-MCL runs) to table and chart."""
+    monkeypatch.setattr(rb, "RESULTS", tmp_path)
+    scores = {t: {"score": 0.5} for t in ("sst2", "tweet_irony")}
+    row = {"scores": scores, "means": {"SC": 0.5, "MAST": 0.5, "all": 0.5}, "eval_seconds": 1.0}
+    (tmp_path / "r.json").write_text(json.dumps({"meta": {}, "systems": {
+        "multitask SFT": row, "MEM-MCL run, curriculum x3": row, "multitask SFT, 3 epochs": row}}))
+
+    def table_head(only):
+        rb.step_report(argparse.Namespace(results="r", only=only))
+        return next(line for line in (tmp_path / "r_tables.md").read_text().splitlines() if line.startswith("| task"))
+
+    assert "MEM-MCL run" not in table_head("") and "3 epochs" not in table_head("")
+    head = table_head("curriculum x3")
+    assert "MEM-MCL run, curriculum x3" in head and "multitask SFT, 3 epochs" not in head
+    assert (tmp_path / "r.png").is_file()
