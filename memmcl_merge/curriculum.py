@@ -142,15 +142,19 @@ def curriculum_rows(cfg, plan: Sequence[TaskDifficulty]) -> tuple[list[dict], li
     from .experts import task_train_rows
 
     cur = cfg.curriculum
-    rng = random.Random(f"curriculum:{cfg.seed}")
+    # each task's rows are the experts' sample (drawn with their seed): curriculum.train.seed changes
+    # how the model is trained (LoRA init, the order here), never which data it sees
+    sample = cur.train.model_copy(update={"seed": cfg.experts.train.seed})
+    seed = cfg.seed + cur.train.seed  # a training seed of 0 leaves the run's order as it was
+    rng = random.Random(f"curriculum:{seed}")
     rows, index, seen = [], [], []
     phased = cur.order == "easy_to_hard"
-    keys, mix_rng = [], random.Random(f"curriculum-mix:{cfg.seed}")  # mixed_easy_first: place in [0, 1)
+    keys, mix_rng = [], random.Random(f"curriculum-mix:{seed}")  # mixed_easy_first: place in [0, 1)
     # the fractional passes draw from their own stream, so every order (and the shuffled control)
     # trains on the same rows
-    pass_rng = random.Random(f"curriculum-passes:{cfg.seed}")
+    pass_rng = random.Random(f"curriculum-passes:{seed}")
     for phase, d in enumerate(plan):
-        own = allocate(pass_rng, [dict(r, task=d.task) for r in task_train_rows(d.task, cfg.data, cur.train)],
+        own = allocate(pass_rng, [dict(r, task=d.task) for r in task_train_rows(d.task, cfg.data, sample)],
                        task_passes(cur.passes, phase, len(plan)))
         k = round(cur.replay * len(own)) if seen and phased else 0
         replay = rng.sample(seen, min(k, len(seen)))

@@ -80,6 +80,22 @@ def test_shuffled_control_has_the_same_rows_without_replay_in_another_order():
     assert [i["phase"] for i in index] != sorted(i["phase"] for i in index)
 
 
+def test_a_curriculum_training_seed_reorders_the_experts_rows_and_draws_no_others():
+    tasks = ["tweet_offensive", "sst5"]
+    cfg = RunConfig(tasks=tasks, data="embedded", curriculum={"passes": [1, 1], "train": {"max_examples": 6}})
+    plan = plan_curriculum(cfg, {t: _meta(t) for t in tasks}, {})
+    rows, _ = curriculum_rows(cfg, plan)
+    reseeded = cfg.model_copy(update={"curriculum": cfg.curriculum.model_copy(update={
+        "train": cfg.curriculum.train.model_copy(update={"seed": 1})})})
+    other, _ = curriculum_rows(reseeded, plan)
+    assert sorted(r["prompt"] for r in other) == sorted(r["prompt"] for r in rows)  # the same data
+    assert [r["prompt"] for r in other] != [r["prompt"] for r in rows]  # in another order
+    # and the data are the experts' rows: a different experts' seed draws different rows
+    moved = cfg.model_copy(update={"experts": cfg.experts.model_copy(update={
+        "train": cfg.experts.train.model_copy(update={"seed": 1})})})
+    assert sorted(r["prompt"] for r in curriculum_rows(moved, plan)[0]) != sorted(r["prompt"] for r in rows)
+
+
 def test_mixed_easy_first_lets_harder_tasks_in_later_and_keeps_every_task_to_the_end():
     tasks = ["tweet_offensive", "sst5", "aste_res14"]
     cfg = RunConfig(tasks=tasks, data="embedded",
