@@ -42,7 +42,7 @@ def main(argv=None) -> None:
     blend = {"enabled": True}
     for item in args.overrides:
         key, _, raw = item.partition("=")
-        if key not in cfg.blend.model_fields:
+        if key not in type(cfg.blend).model_fields:
             raise SystemExit(f"unknown override {key!r}: not a field of blend")
         blend[key] = yaml.safe_load(raw)
     cfg = cfg.model_copy(update={"evolve": cfg.evolve.model_copy(update={"weak": weak}),

@@ -38,7 +38,7 @@ def main(argv=None) -> None:
         value = yaml.safe_load(raw)
         if key in train:
             train[key] = value
-        elif key in cfg.curriculum.model_fields:
+        elif key in type(cfg.curriculum).model_fields:
             top[key] = value
         else:
             raise SystemExit(f"unknown override {key!r}: not a field of curriculum.train or curriculum")
