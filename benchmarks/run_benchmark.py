@@ -669,6 +669,7 @@ def step_bar(args) -> None:
     # the mean over runs is held to their experts when they share them
     if len(runs) > 1 and all(held[n] == held[runs[0]] for n in runs):
         held[f"mean of {len(runs)} runs"] = held[runs[0]]
+    reseeded = _expert_seed_scores(getattr(args, "expert_seeds", ""))
     out = {}
     for name, scores in candidates.items():
         won = {o: [t for t in tasks if scores[t] > other[t]] for o, other in compared.items()}
@@ -684,11 +685,39 @@ def step_bar(args) -> None:
         for alt in [o for o in others if o != "multitask SFT"]:
             key = "bar_met_against_multitask_seed_mean" if alt == seed_mean else f"bar_met_against {alt}"
             out[name][key] = all(beats[o] for o in beats if o not in others or o == alt) and not short
+        line = ""
+        if reseeded:  # the 95% half again, each re-seeded expert replaced by its mean over seeds
+            means = {t: (experts[t] + sum(v)) / (1 + len(v)) for t, v in reseeded.items() if t in experts}
+            yard = {**experts, **means}
+            short_mean = {t: round(scores[t] / yard[t], 4) for t in tasks if t in yard and scores[t] < 0.95 * yard[t]}
+            out[name].update(expert_seed_means={t: round(v, 4) for t, v in means.items()},
+                             kept_against_expert_seed_means=sum(t in yard for t in tasks) - len(short_mean),
+                             not_kept_against_expert_seed_means=short_mean)
+            line = (f"; against the seed means of {', '.join(sorted(means))}: kept "
+                    f"{out[name]['kept_against_expert_seed_means']}/{len(yard)} {short_mean or ''}")
         print(f"{name}: mean {out[name]['mean']:.3f}, wins " + ", ".join(f"{o} {len(w)}/{len(tasks)}" for o, w in won.items())
-              + f"; kept {out[name]['kept']}/{len(experts)} {short or ''}; bar {'met' if out[name]['bar_met'] else 'not met'}")
+              + f"; kept {out[name]['kept']}/{len(experts)} {short or ''}{line}; bar {'met' if out[name]['bar_met'] else 'not met'}")
     compared_means = {o: sum(v.values()) / len(tasks) for o, v in compared.items()}
     write_json(RESULTS / f"{args.results}_bar.json", {"only": args.only, "tasks": tasks, "compared_means": compared_means,
                                                       "runs": out})
+
+
+def _expert_seed_scores(name: str) -> dict[str, list[float]]:
+    """Task -> own-task scores of its expert trained again with training seeds other than 0
+    (results/NAME.json of expert_seed_variant.py); {} without ``--expert-seeds``."""
+    from memmcl_merge.io import read_json
+
+    if not name:
+        return {}
+    path = RESULTS / f"{name}.json"
+    if not path.is_file():
+        raise SystemExit(f"--expert-seeds {name}: no results file {path} (expert_seed_variant.py writes it)")
+    out: dict[str, list[float]] = {}
+    for key, row in read_json(path)["systems"].items():
+        task, _, seed = key.partition(", training seed ")
+        if seed != "0":  # seed 0 is the expert the bar holds to already
+            out.setdefault(task, []).append(row["scores"][task]["score"])
+    return out
 
 
 def _held_to(rows: dict, name: str) -> dict:
@@ -778,6 +807,8 @@ def main(argv=None) -> None:
     p.add_argument("--results", default="systems",
                    help="systems, report: the results file (benchmarks/results/<name>.json) the scores go to / come from.")
     p.add_argument("--source", default="", help="adopt: the results file to copy rows from.")
+    p.add_argument("--expert-seeds", default="", help="bar: a results file of benchmarks/expert_seed_variant.py; the "
+                   "95%% half is also judged against each re-seeded expert's mean over its seeds.")
     p.add_argument("--batch-size", type=int, default=SCORE_BATCH_SIZE,
                    help="rows per scoring batch (16 suits a 2-core CPU; 64 or more a GPU).")
     args = p.parse_args(argv)

@@ -33,9 +33,9 @@ def results(tmp_path, monkeypatch):
     rows["MEM-MCL run, experts 3 epochs, curriculum x3"] = system(0.7, 0.67, 0.5, model="/r/evolve_e3/variants/x3")
     rows["MEM-MCL run, other run"] = system(0.7, 0.67, 0.5, model="/r/evolve_e3b/final")  # not that run's
 
-    def run(only):
+    def run(only, expert_seeds=""):
         (tmp_path / "r.json").write_text(json.dumps({"meta": {}, "systems": rows}))
-        rb.step_bar(argparse.Namespace(results="r", only=only))
+        rb.step_bar(argparse.Namespace(results="r", only=only, expert_seeds=expert_seeds))
         return json.loads((tmp_path / "r_bar.json").read_text())
 
     return run
@@ -76,6 +76,21 @@ def test_longer_multitask_is_averaged_over_its_training_seeds(results, tmp_path)
     assert run["wins"]["multitask SFT, 3 epochs"] == 0 and run["bar_met_against multitask SFT, 3 epochs"] is False
     assert run["wins"]["multitask SFT, 3 epochs, mean of 2 training seeds"] == 3
     assert run["bar_met_against multitask SFT, 3 epochs, mean of 2 training seeds"] is True
+
+
+def test_bar_also_judges_kept_against_the_seed_mean_of_re_seeded_experts(results, tmp_path):
+    # the run's experts (3 epochs) score 0.7; task c's expert again with seeds 1 and 2: 0.4, 0.4
+    seeds = {"c, training seed 0": {"scores": {"c": {"score": 0.7}}},  # the held expert itself: not counted twice
+             "c, training seed 1": {"scores": {"c": {"score": 0.4}}},
+             "c, training seed 2": {"scores": {"c": {"score": 0.4}}}}
+    (tmp_path / "seeds.json").write_text(json.dumps({"meta": {}, "systems": seeds}))
+    out = results("experts 3 epochs, curriculum x3", expert_seeds="seeds")["runs"]
+    run = out["MEM-MCL run, experts 3 epochs, curriculum x3"]  # scores 0.7, 0.67, 0.5
+    assert run["not_kept"] == {"c": 0.7143} and run["kept"] == 2  # against the held experts: unchanged
+    assert run["expert_seed_means"] == {"c": pytest.approx(0.5)}
+    assert run["kept_against_expert_seed_means"] == 3 and run["not_kept_against_expert_seed_means"] == {}
+    with pytest.raises(SystemExit, match="no results file"):
+        results("experts 3 epochs", expert_seeds="missing")
 
 
 def test_bar_names_an_empty_selection(results):
