@@ -19,10 +19,8 @@ import run_benchmark as rb
 
 
 def main(argv=None) -> None:
-    args = rb.variant_args(__doc__, argv)
+    args = rb.variant_args(__doc__, argv, results="expert_seeds")
     args.overrides = [int(s) for s in args.overrides]
-    if args.results == "systems":
-        args.results = "expert_seeds"
 
     from memmcl_merge.experts import sft_train, task_train_rows
     from memmcl_merge.tasks import get_task

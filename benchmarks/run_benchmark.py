@@ -502,7 +502,7 @@ def variant_slug(name: str) -> str:
 
 
 def variant_args(doc: str, argv=None, run_option: bool = False, need_overrides: bool = True,
-                 extra=None) -> argparse.Namespace:
+                 extra=None, results: str = "systems") -> argparse.Namespace:
     """The command line of the controlled-run scripts (curriculum_variant.py, evolve_variant.py,
     blend_variant.py); ``extra(parser)`` adds a script's own options."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -512,7 +512,7 @@ def variant_args(doc: str, argv=None, run_option: bool = False, need_overrides: 
     ap.add_argument("name")
     ap.add_argument("overrides", nargs="+" if need_overrides else "*", help="KEY=VALUE")
     ap.add_argument("--limit", type=int, default=200)
-    ap.add_argument("--results", default="systems", help="the results file, benchmarks/results/<name>.json")
+    ap.add_argument("--results", default=results, help="the results file, benchmarks/results/<name>.json")
     ap.add_argument("--config", type=Path, default=HERE / "bench.yml")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     if extra is not None:
