@@ -288,7 +288,7 @@ def step_systems(args) -> None:
         # the comparator of MEM-MCL from experts trained for 3 epochs on their rows (evolve_variant.py)
         "multitask SFT, 3 epochs": lambda: multitask_sft(cfg, epochs=3),
         # ... and its own spread over training seeds
-        "multitask SFT, 3 epochs, training seed 1": lambda: multitask_sft(cfg, seed=1, epochs=3),
+        **{f"multitask SFT, 3 epochs, training seed {s}": (lambda s=s: multitask_sft(cfg, seed=s, epochs=3)) for s in (1, 2)},
         "MEM-MCL stage 2": lambda: _then(run_plan(cfg), final_model_dir(cfg)),
         "MEM-MCL stage 2 + curriculum": lambda: _then(run_curriculum(cfg), out / "final"),
     }
@@ -564,7 +564,8 @@ COMPARED = ("base zero-shot", "base 2-shot", "baseline task_arithmetic", "baseli
             "single-stage CMA-ES", "multitask SFT")
 OURS = "MEM-MCL stage 2 + curriculum"
 OPT_IN = ("multitask SFT, proportional training rows", "multitask SFT, training seed 1",
-          "multitask SFT, training seed 2", "multitask SFT, 3 epochs", "multitask SFT, 3 epochs, training seed 1")  # controls built only when --only selects them
+          "multitask SFT, training seed 2", "multitask SFT, 3 epochs",
+          "multitask SFT, 3 epochs, training seed 1", "multitask SFT, 3 epochs, training seed 2")  # controls built only when --only selects them
 
 
 CORE = (*COMPARED, "MEM-MCL stage 2", OURS)
@@ -652,10 +653,11 @@ def step_bar(args) -> None:
     # the multitask SFT's own spread: its runs with other training seeds, averaged with it
     seeds = [n for n in rows if n.startswith("multitask SFT, training seed")]
     seed_mean = None
+    pools = {}  # a comparator's mean over training seeds -> the runs it averages (for seed_tests)
     if seeds and "multitask SFT" in rows:
         seed_mean = f"multitask SFT, mean of {len(seeds) + 1} training seeds"
-        pool = ["multitask SFT", *seeds]
-        compared[seed_mean] = {t: sum(rows[n]["scores"][t]["score"] for n in pool) / len(pool) for t in tasks}
+        pools[seed_mean] = ["multitask SFT", *seeds]
+        compared[seed_mean] = {t: sum(rows[n]["scores"][t]["score"] for n in pools[seed_mean]) / len(pools[seed_mean]) for t in tasks}
     # the multitask SFT with more passes over the same rows: the compute-matched comparator of runs
     # whose experts trained longer
     longer = [n for n in rows if n.startswith("multitask SFT, ") and n.endswith(" epochs")]
@@ -663,6 +665,7 @@ def step_bar(args) -> None:
     for n in longer:  # ... averaged with its runs on other training seeds, where measured
         pool = [n, *(m for m in rows if m.startswith(f"{n}, training seed "))]
         if len(pool) > 1:
+            pools[f"{n}, mean of {len(pool)} training seeds"] = pool
             compared[f"{n}, mean of {len(pool)} training seeds"] = {
                 t: sum(rows[m]["scores"][t]["score"] for m in pool) / len(pool) for t in tasks}
     held = {n: _held_to(rows, n) for n in runs}
@@ -697,9 +700,56 @@ def step_bar(args) -> None:
                     f"{out[name]['kept_against_expert_seed_means']}/{len(yard)} {short_mean or ''}")
         print(f"{name}: mean {out[name]['mean']:.3f}, wins " + ", ".join(f"{o} {len(w)}/{len(tasks)}" for o, w in won.items())
               + f"; kept {out[name]['kept']}/{len(experts)} {short or ''}{line}; bar {'met' if out[name]['bar_met'] else 'not met'}")
+    if len(runs) > 1:  # the runs as seeds of one system against each comparator's seeds
+        tests = {o: seed_test(rows, runs, pool, tasks) for o, pool in pools.items()}
+        out[f"mean of {len(runs)} runs"]["seed_tests"] = tests
+        for o, t in tests.items():
+            print(f"seed test, {len(runs)} runs against {o}: wins {t['wins']}, losses {t['losses']} (Welch p < {ALPHA}), "
+                  f"{t['ties']} within the seed spread; per-task differences: {t['positive']}/{len(tasks)} positive, "
+                  f"sign test p {t['sign_p']:.3f}, Wilcoxon p {t['wilcoxon_p']:.3f}; overall mean {t['mean_difference']:+.4f} "
+                  f"(Welch p {t['mean_p']:.3f})")
     compared_means = {o: sum(v.values()) / len(tasks) for o, v in compared.items()}
     write_json(RESULTS / f"{args.results}_bar.json", {"only": args.only, "tasks": tasks, "compared_means": compared_means,
                                                       "runs": out})
+
+
+ALPHA = 0.05
+
+
+def seed_test(rows: dict, ours: list[str], theirs: list[str], tasks: list[str]) -> dict:
+    """Runs that differ only by a seed, as samples of two systems: per task a Welch t-test of our
+    scores against theirs (a win or a loss only where p < ALPHA, else a tie within the seed spread),
+    and over tasks a sign test and a Wilcoxon signed-rank test of the per-task mean differences,
+    plus a Welch test of the overall means. Seeds move the training only; the test rows are the same
+    for every run, so their sampling error is not in these p-values."""
+    import warnings
+
+    from scipy import stats
+
+    def scores(names, t):
+        return [rows[n]["scores"][t]["score"] for n in names]
+
+    per_task, diffs = {}, []
+    for t in tasks:
+        a, b = scores(ours, t), scores(theirs, t)
+        d = round(sum(a) / len(a) - sum(b) / len(b), 9)  # equal means read as equal, not as float noise
+        with warnings.catch_warnings():  # scipy warns on near-constant samples; the p-value is still right
+            warnings.simplefilter("ignore", RuntimeWarning)
+            p = float(stats.ttest_ind(a, b, equal_var=False).pvalue) if len(a) > 1 and len(b) > 1 else float("nan")
+        p = 1.0 if p != p and d == 0 else p  # both sides constant and equal: no difference to test
+        per_task[t] = {"difference": round(d, 4), "p": round(p, 4)}
+        diffs.append(d)
+    won = [t for t, v in per_task.items() if v["p"] < ALPHA and v["difference"] > 0]
+    lost = [t for t, v in per_task.items() if v["p"] < ALPHA and v["difference"] < 0]
+    positive = sum(d > 0 for d in diffs)
+    nonzero = sum(d != 0 for d in diffs)
+    overall = [[sum(rows[n]["scores"][t]["score"] for t in tasks) / len(tasks) for n in names] for names in (ours, theirs)]
+    return {"ours": ours, "theirs": theirs, "per_task": per_task, "wins": won, "losses": lost,
+            "ties": len(tasks) - len(won) - len(lost), "positive": positive,
+            "sign_p": float(stats.binomtest(positive, nonzero, 0.5).pvalue) if nonzero else 1.0,
+            "wilcoxon_p": float(stats.wilcoxon(diffs).pvalue) if nonzero else 1.0,
+            "mean_difference": round(sum(diffs) / len(tasks), 4),
+            "mean_p": float(stats.ttest_ind(*overall, equal_var=False).pvalue)}
 
 
 def _expert_seed_scores(name: str) -> dict[str, list[float]]:

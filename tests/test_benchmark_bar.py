@@ -157,3 +157,29 @@ def test_report_only_adds_systems_to_the_table(tmp_path, monkeypatch):
     head = table_head("curriculum x3")
     assert "MEM-MCL run, curriculum x3" in head and "multitask SFT, 3 epochs" not in head
     assert (tmp_path / "r.png").is_file()
+
+
+def test_seed_test_tells_a_steady_difference_from_one_inside_the_seed_spread(results, tmp_path):
+    """Two MEM-MCL runs (seeds) against the multitask SFT's two seeds: a wins on both seeds by far
+    more than either side moves (a Welch win), b and c differ by less than the seeds move (ties)."""
+    results("MEM-MCL run")  # writes r.json
+    data = json.loads((tmp_path / "r.json").read_text())
+    rows = data["systems"]
+    rows["multitask SFT"] = system(0.50, 0.60, 0.60)
+    rows["multitask SFT, training seed 1"] = system(0.51, 0.40, 0.40)
+    rows["MEM-MCL seed run, seed 0"] = system(0.70, 0.55, 0.62)
+    rows["MEM-MCL seed run, seed 1"] = system(0.71, 0.45, 0.38)
+    (tmp_path / "r.json").write_text(json.dumps(data))
+    rb.step_bar(argparse.Namespace(results="r", only="seed run"))
+    test = json.loads((tmp_path / "r_bar.json").read_text())["runs"]["mean of 2 runs"]["seed_tests"][
+        "multitask SFT, mean of 2 training seeds"]
+    assert test["ours"] == ["MEM-MCL seed run, seed 0", "MEM-MCL seed run, seed 1"]
+    assert test["wins"] == ["a"] and test["losses"] == [] and test["ties"] == 2
+    assert test["per_task"]["a"]["difference"] == pytest.approx(0.2) and test["per_task"]["a"]["p"] < 0.05
+    assert test["per_task"]["b"]["p"] > 0.5
+    assert test["positive"] == 1  # b and c: equal means (0.50), neither positive
+    assert test["mean_difference"] == pytest.approx(0.2 / 3, abs=1e-4) and test["mean_p"] > 0.05
+    assert 0 < test["sign_p"] <= 1 and 0 < test["wilcoxon_p"] <= 1
+    # one MEM-MCL run has no spread of its own: no seed test
+    rb.step_bar(argparse.Namespace(results="r", only="seed run, seed 0"))
+    assert "seed_tests" not in json.loads((tmp_path / "r_bar.json").read_text())["runs"]["MEM-MCL seed run, seed 0"]
