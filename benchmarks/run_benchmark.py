@@ -722,6 +722,7 @@ def seed_test(rows: dict, ours: list[str], theirs: list[str], tasks: list[str]) 
     and over tasks a sign test and a Wilcoxon signed-rank test of the per-task mean differences,
     plus a Welch test of the overall means. Seeds move the training only; the test rows are the same
     for every run, so their sampling error is not in these p-values."""
+    import math
     import warnings
 
     from scipy import stats
@@ -736,7 +737,8 @@ def seed_test(rows: dict, ours: list[str], theirs: list[str], tasks: list[str]) 
         with warnings.catch_warnings():  # scipy warns on near-constant samples; the p-value is still right
             warnings.simplefilter("ignore", RuntimeWarning)
             p = float(stats.ttest_ind(a, b, equal_var=False).pvalue) if len(a) > 1 and len(b) > 1 else float("nan")
-        p = 1.0 if p != p and d == 0 else p  # both sides constant and equal: no difference to test
+        if math.isnan(p):  # both sides constant: equal is no difference, unequal is a difference every seed agrees on
+            p = 1.0 if d == 0 else 0.0
         per_task[t] = {"difference": round(d, 4), "p": round(p, 4)}
         diffs.append(d)
     won = [t for t, v in per_task.items() if v["p"] < ALPHA and v["difference"] > 0]

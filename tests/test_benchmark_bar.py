@@ -183,3 +183,11 @@ def test_seed_test_tells_a_steady_difference_from_one_inside_the_seed_spread(res
     # one MEM-MCL run has no spread of its own: no seed test
     rb.step_bar(argparse.Namespace(results="r", only="seed run, seed 0"))
     assert "seed_tests" not in json.loads((tmp_path / "r_bar.json").read_text())["runs"]["MEM-MCL seed run, seed 0"]
+
+
+def test_seed_test_reads_constant_sides_as_equal_or_as_a_steady_difference():
+    rows = {"x0": system(0.5, 0.6, 0.1), "x1": system(0.5, 0.6, 0.3), "y0": system(0.5, 0.4, 0.2), "y1": system(0.5, 0.4, 0.2)}
+    test = rb.seed_test(rows, ["x0", "x1"], ["y0", "y1"], TASKS)
+    assert test["per_task"]["a"] == {"difference": 0.0, "p": 1.0}  # same score on every seed of both
+    assert test["per_task"]["b"]["p"] == 0.0 and test["wins"] == ["b"]  # 0.6 against 0.4 on every seed
+    assert test["per_task"]["c"]["difference"] == 0.0 and test["ties"] == 2
