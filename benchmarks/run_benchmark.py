@@ -654,10 +654,14 @@ def step_bar(args) -> None:
     seeds = [n for n in rows if n.startswith("multitask SFT, training seed")]
     seed_mean = None
     pools = {}  # a comparator's mean over training seeds -> the runs it averages (for seed_tests)
+
+    def mean_of(pool):
+        return {t: sum(rows[n]["scores"][t]["score"] for n in pool) / len(pool) for t in tasks}
+
     if seeds and "multitask SFT" in rows:
         seed_mean = f"multitask SFT, mean of {len(seeds) + 1} training seeds"
         pools[seed_mean] = ["multitask SFT", *seeds]
-        compared[seed_mean] = {t: sum(rows[n]["scores"][t]["score"] for n in pools[seed_mean]) / len(pools[seed_mean]) for t in tasks}
+        compared[seed_mean] = mean_of(pools[seed_mean])
     # the multitask SFT with more passes over the same rows: the compute-matched comparator of runs
     # whose experts trained longer
     longer = [n for n in rows if n.startswith("multitask SFT, ") and n.endswith(" epochs")]
@@ -666,8 +670,7 @@ def step_bar(args) -> None:
         pool = [n, *(m for m in rows if m.startswith(f"{n}, training seed "))]
         if len(pool) > 1:
             pools[f"{n}, mean of {len(pool)} training seeds"] = pool
-            compared[f"{n}, mean of {len(pool)} training seeds"] = {
-                t: sum(rows[m]["scores"][t]["score"] for m in pool) / len(pool) for t in tasks}
+            compared[f"{n}, mean of {len(pool)} training seeds"] = mean_of(pool)
     held = {n: _held_to(rows, n) for n in runs}
     # the mean over runs is held to their experts when they share them
     if len(runs) > 1 and all(held[n] == held[runs[0]] for n in runs):
@@ -727,6 +730,9 @@ def seed_test(rows: dict, ours: list[str], theirs: list[str], tasks: list[str]) 
 
     from scipy import stats
 
+    if len(ours) < 2 or len(theirs) < 2:
+        raise ValueError(f"a seed test needs two or more runs a side, not {len(ours)} against {len(theirs)}")
+
     def scores(names, t):
         return [rows[n]["scores"][t]["score"] for n in names]
 
@@ -736,7 +742,7 @@ def seed_test(rows: dict, ours: list[str], theirs: list[str], tasks: list[str]) 
         d = round(sum(a) / len(a) - sum(b) / len(b), 9)  # equal means read as equal, not as float noise
         with warnings.catch_warnings():  # scipy warns on near-constant samples; the p-value is still right
             warnings.simplefilter("ignore", RuntimeWarning)
-            p = float(stats.ttest_ind(a, b, equal_var=False).pvalue) if len(a) > 1 and len(b) > 1 else float("nan")
+            p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
         if math.isnan(p):  # both sides constant: equal is no difference, unequal is a difference every seed agrees on
             p = 1.0 if d == 0 else 0.0
         per_task[t] = {"difference": round(d, 4), "p": round(p, 4)}

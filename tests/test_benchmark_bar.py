@@ -191,3 +191,5 @@ def test_seed_test_reads_constant_sides_as_equal_or_as_a_steady_difference():
     assert test["per_task"]["a"] == {"difference": 0.0, "p": 1.0}  # same score on every seed of both
     assert test["per_task"]["b"]["p"] == 0.0 and test["wins"] == ["b"]  # 0.6 against 0.4 on every seed
     assert test["per_task"]["c"]["difference"] == 0.0 and test["ties"] == 2
+    with pytest.raises(ValueError, match="two or more runs a side"):  # one run has no spread to test
+        rb.seed_test(rows, ["x0"], ["y0", "y1"], TASKS)
