@@ -560,6 +560,65 @@ def step_label_shares(args) -> None:
         write_json(path, out)  # after each model: an interrupted run keeps what it measured
 
 
+def step_calibrate(args) -> None:
+    """A label-prior correction for every selected system alike (memmcl_merge/calibration.py): per
+    model of ``--results`` that ``--only`` selects, one log-likelihood offset per label of each
+    classification task it was scored on, fitted to the task's metric on ``--fit-limit`` rows of
+    ``--fit-split`` (dev: never trained on, never tested), then applied to the same test rows as its
+    recorded scores. Writes results/<results>_calibrated.json in the layout of a results file (so
+    ``bar`` and ``report`` read it): each task's corrected ``score`` beside its uncorrected ``raw``,
+    the offsets, and per-row answers (label indices) for paired tests; generated tasks (ASTE) are
+    copied as they are. Saved after each model; a model already there is not run again."""
+    from memmcl_merge.calibration import fit_label_offsets, predict, task_score
+    from memmcl_merge.evaluation import Evaluator, choice_loglikelihoods, group_means, resolve_tasks
+    from memmcl_merge.models import load_model_and_tokenizer
+
+    source = Results(args.results)
+    out = Results(f"{args.results}_calibrated")
+    out.meta(machine=machine(), source=args.results, split=args.split, limit=args.limit, fit_split=args.fit_split,
+             fit_limit=args.fit_limit, commands=[*out.data["meta"].get("commands", []), " ".join(["python", *sys.argv])])
+    systems = {n: r for n, r in source.data["systems"].items()
+               if args.only and _selected(args, n) and not out.has(n)}
+    missing = [n for n, r in systems.items() if not (Path(r.get("model", "")) / "config.json").is_file()]
+    for n in missing:
+        print(f"{n}: model folder {systems.pop(n).get('model')!r} is gone; not calibrated", flush=True)
+    evaluators: dict = {}
+
+    def logged(model, tok, specs, split, limit, demos):
+        key = (tuple(s.name for s in specs), split, demos)
+        if key not in evaluators:
+            evaluators[key] = Evaluator(specs, data=str(args.data), split=split, limit=limit, num_demos=demos,
+                                        batch_size=SCORE_BATCH_SIZE)
+        ev = evaluators[key]
+        samples = ev.logged_samples(ev.wrap(model, tok))[1]
+        return {t: (choice_loglikelihoods(v), [int(s["doc"]["gold"]) for s in v]) for t, v in samples.items()}
+
+    for name, rec in systems.items():
+        t0 = time.perf_counter()
+        specs = [s for s in resolve_tasks(list(rec["scores"])) if not s.is_generative]
+        demos = 2 if "2-shot" in name else 0
+        model, tok = load_model_and_tokenizer(rec["model"], dtype=eval_dtype())
+        fit = logged(model, tok, specs, args.fit_split, args.fit_limit, demos)
+        test = logged(model, tok, specs, args.split, args.limit, demos)
+        scores = {t: dict(v) for t, v in rec["scores"].items()}  # generated tasks stay as recorded
+        for spec in specs:
+            metric = spec.metric
+            offsets = fit_label_offsets(*fit[spec.name], metric)
+            lls, gold = test[spec.name]
+            raw, cal = predict(lls), predict(lls, offsets)
+            scores[spec.name] = {
+                "score": task_score(metric, gold, cal), "raw": task_score(metric, gold, raw),
+                "recorded": rec["scores"][spec.name]["score"], "offsets": dict(zip(spec.labels, offsets, strict=True)),
+                "fit_raw": task_score(metric, fit[spec.name][1], predict(fit[spec.name][0])),
+                "fit_score": task_score(metric, fit[spec.name][1], predict(fit[spec.name][0], offsets)),
+                "pred": "".join(map(str, cal)), "pred_raw": "".join(map(str, raw)), "gold": "".join(map(str, gold))}
+        means = group_means(scores)
+        out.put(name, {"model": rec["model"], "seconds": time.perf_counter() - t0, "scores": scores, "means": means,
+                       "raw_means": group_means({t: {"score": v.get("raw", v["score"])} for t, v in scores.items()})})
+        print(f"{name}: mean {means['all']:.3f} corrected, {out.data['systems'][name]['raw_means']['all']:.3f} raw; "
+              + ", ".join(f"{s.name} {scores[s.name]['raw']:.3f}->{scores[s.name]['score']:.3f}" for s in specs), flush=True)
+
+
 COMPARED = ("base zero-shot", "base 2-shot", "baseline task_arithmetic", "baseline ties", "baseline dare_ties",
             "single-stage CMA-ES", "multitask SFT")
 OURS = "MEM-MCL stage 2 + curriculum"
@@ -664,10 +723,11 @@ def step_bar(args) -> None:
         compared[seed_mean] = mean_of(pools[seed_mean])
     # the multitask SFT with more passes over the same rows: the compute-matched comparator of runs
     # whose experts trained longer
-    longer = [n for n in rows if n.startswith("multitask SFT, ") and n.endswith(" epochs")]
-    compared.update({n: {t: rows[n]["scores"][t]["score"] for t in tasks} for n in longer})
-    for n in longer:  # ... averaged with its runs on other training seeds, where measured
-        pool = [n, *(m for m in rows if m.startswith(f"{n}, training seed "))]
+    longer = {m.group(1) for n in rows if (m := re.fullmatch(r"(multitask SFT, [\d.]+ epochs)(, training seed \d+)?", n))}
+    compared.update({n: {t: rows[n]["scores"][t]["score"] for t in tasks} for n in longer if n in rows})
+    for n in sorted(longer):  # ... averaged with its runs on other training seeds, where measured (a
+        # file of some seeds only, e.g. a calibrated one of the models still on disk, pools those)
+        pool = [*([n] if n in rows else []), *(m for m in rows if m.startswith(f"{n}, training seed "))]
         if len(pool) > 1:
             pools[f"{n}, mean of {len(pool)} training seeds"] = pool
             compared[f"{n}, mean of {len(pool)} training seeds"] = mean_of(pool)
@@ -841,7 +901,7 @@ def _chart(means: dict, path: Path) -> None:
     plt.close(fig)
 
 
-STEPS = {"adopt": step_adopt, "answer_window": step_answer_window, "label_shares": step_label_shares, "report": step_report, "bar": step_bar, "pipeline": step_pipeline, "speed": step_speed, "zero_shot": step_zero_shot, "experts": step_experts, "evolve": step_evolve, "systems": step_systems}
+STEPS = {"adopt": step_adopt, "answer_window": step_answer_window, "label_shares": step_label_shares, "calibrate": step_calibrate, "report": step_report, "bar": step_bar, "pipeline": step_pipeline, "speed": step_speed, "zero_shot": step_zero_shot, "experts": step_experts, "evolve": step_evolve, "systems": step_systems}
 
 
 def main(argv=None) -> None:
@@ -867,6 +927,8 @@ def main(argv=None) -> None:
     p.add_argument("--source", default="", help="adopt: the results file to copy rows from.")
     p.add_argument("--expert-seeds", default="", help="bar: a results file of benchmarks/expert_seed_variant.py; the "
                    "95%% half is also judged against each re-seeded expert's mean over its seeds.")
+    p.add_argument("--fit-split", default="dev", help="calibrate: the split the label offsets are fitted on.")
+    p.add_argument("--fit-limit", type=int, default=200, help="calibrate: rows per task of --fit-split (stratified).")
     p.add_argument("--batch-size", type=int, default=SCORE_BATCH_SIZE,
                    help="rows per scoring batch (16 suits a 2-core CPU; 64 or more a GPU).")
     args = p.parse_args(argv)

@@ -193,3 +193,21 @@ def test_seed_test_reads_constant_sides_as_equal_or_as_a_steady_difference():
     assert test["per_task"]["c"]["difference"] == 0.0 and test["ties"] == 2
     with pytest.raises(ValueError, match="two or more runs a side"):  # one run has no spread to test
         rb.seed_test(rows, ["x0"], ["y0", "y1"], TASKS)
+
+
+def test_seed_runs_without_their_seed_0_run_are_pooled(results, tmp_path):
+    """A file of some seeds only (the calibrated file of the models still on disk) still gets the
+    longer multitask SFT's seed mean and the seed test against it."""
+    results("MEM-MCL run")
+    data = json.loads((tmp_path / "r.json").read_text())
+    rows = data["systems"]
+    del rows["multitask SFT, 3 epochs"]
+    rows["multitask SFT, 3 epochs, training seed 1"] = system(0.4, 0.3, 0.4)
+    rows["multitask SFT, 3 epochs, training seed 2"] = system(0.5, 0.4, 0.5)
+    rows["MEM-MCL run, seed 1"] = system(0.6, 0.55, 0.6)
+    (tmp_path / "r.json").write_text(json.dumps(data))
+    rb.step_bar(argparse.Namespace(results="r", only="=MEM-MCL run,=MEM-MCL run, seed 1"))
+    out = json.loads((tmp_path / "r_bar.json").read_text())
+    assert "multitask SFT, 3 epochs" not in out["compared_means"]
+    assert out["compared_means"]["multitask SFT, 3 epochs, mean of 2 training seeds"] == pytest.approx(0.4167, abs=1e-4)
+    assert "multitask SFT, 3 epochs, mean of 2 training seeds" in out["runs"]["mean of 2 runs"]["seed_tests"]
