@@ -700,6 +700,10 @@ def step_bar(args) -> None:
     from memmcl_merge.io import read_json, write_json
 
     rows = read_json(RESULTS / f"{args.results}.json")["systems"]
+    field = getattr(args, "score_field", "score")
+    if field != "score":  # e.g. "raw" of a calibrated file: the same systems before the correction
+        rows = {n: {**r, "scores": {t: {**v, "score": v.get(field, v["score"])} for t, v in r["scores"].items()}}
+                for n, r in rows.items()}
     runs = [n for n in rows if "MEM-MCL" in n and args.only and _selected(args, n)]
     if not runs:
         raise SystemExit(f"--only {args.only!r} selects no MEM-MCL run of results/{args.results}.json")
@@ -772,7 +776,8 @@ def step_bar(args) -> None:
                   f"sign test p {t['sign_p']:.3f}, Wilcoxon p {t['wilcoxon_p']:.3f}; overall mean {t['mean_difference']:+.4f} "
                   f"(Welch p {t['mean_p']:.3f})")
     compared_means = {o: sum(v.values()) / len(tasks) for o, v in compared.items()}
-    write_json(RESULTS / f"{args.results}_bar.json", {"only": args.only, "tasks": tasks, "compared_means": compared_means,
+    suffix = "" if field == "score" else f"_{field}"
+    write_json(RESULTS / f"{args.results}_bar{suffix}.json", {"only": args.only, "tasks": tasks, "compared_means": compared_means,
                                                       "runs": out})
 
 
@@ -927,6 +932,8 @@ def main(argv=None) -> None:
     p.add_argument("--source", default="", help="adopt: the results file to copy rows from.")
     p.add_argument("--expert-seeds", default="", help="bar: a results file of benchmarks/expert_seed_variant.py; the "
                    "95%% half is also judged against each re-seeded expert's mean over its seeds.")
+    p.add_argument("--score-field", default="score", help="bar: read this field of each task's scores instead of "
+                   "'score' (e.g. 'raw' of a calibrated file); writes results/<results>_bar_<field>.json.")
     p.add_argument("--fit-split", default="dev", help="calibrate: the split the label offsets are fitted on.")
     p.add_argument("--fit-limit", type=int, default=200, help="calibrate: rows per task of --fit-split (stratified).")
     p.add_argument("--batch-size", type=int, default=SCORE_BATCH_SIZE,

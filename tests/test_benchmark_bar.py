@@ -211,3 +211,15 @@ def test_seed_runs_without_their_seed_0_run_are_pooled(results, tmp_path):
     assert "multitask SFT, 3 epochs" not in out["compared_means"]
     assert out["compared_means"]["multitask SFT, 3 epochs, mean of 2 training seeds"] == pytest.approx(0.4167, abs=1e-4)
     assert "multitask SFT, 3 epochs, mean of 2 training seeds" in out["runs"]["mean of 2 runs"]["seed_tests"]
+
+
+def test_bar_reads_another_score_field_into_its_own_file(results, tmp_path):
+    results("=MEM-MCL run")
+    data = json.loads((tmp_path / "r.json").read_text())
+    for task in TASKS:  # an uncorrected score beside each corrected one, as `calibrate` writes them
+        data["systems"]["MEM-MCL run"]["scores"][task]["raw"] = 0.0
+    (tmp_path / "r.json").write_text(json.dumps(data))
+    rb.step_bar(argparse.Namespace(results="r", only="=MEM-MCL run", score_field="raw"))
+    raw = json.loads((tmp_path / "r_bar_raw.json").read_text())["runs"]["MEM-MCL run"]
+    assert raw["mean"] == 0.0 and raw["wins"]["multitask SFT"] == 0
+    assert json.loads((tmp_path / "r_bar.json").read_text())["runs"]["MEM-MCL run"]["wins"]["multitask SFT"] == 1
