@@ -563,25 +563,26 @@ def step_label_shares(args) -> None:
 def step_calibrate(args) -> None:
     """A label-prior correction for every selected system alike (memmcl_merge/calibration.py): per
     model of ``--results`` that ``--only`` selects, one log-likelihood offset per label of each
-    classification task it was scored on, fitted to the task's metric on ``--fit-limit`` rows of
-    ``--fit-split`` (dev: never trained on, never tested), then applied to the same test rows as its
-    recorded scores. Writes results/<results>_calibrated.json in the layout of a results file (so
-    ``bar`` and ``report`` read it): each task's corrected ``score`` beside its uncorrected ``raw``,
-    the offsets, and per-row answers (label indices) for paired tests; generated tasks (ASTE) are
-    copied as they are. Saved after each model; a model already there is not run again."""
+    classification task it was scored on, fitted (``--calibration``: nll or metric) on
+    ``--fit-limit`` rows of ``--fit-split`` (dev: never trained on, never tested), then applied to
+    the same test rows as its recorded scores. Writes results/<results>_calibrated[_metric].json in
+    the layout of a results file (so ``bar`` and ``report`` read it): each task's corrected
+    ``score`` beside its uncorrected ``raw``, the offsets, and per-row answers (label indices) for
+    paired tests; generated tasks (ASTE) are copied as they are. The log-likelihoods of each model
+    are kept in runs/calibration/<results>/ (another method refits without running the model);
+    saved after each model; a model already there is not run again."""
     from memmcl_merge.calibration import fit_label_offsets, predict, task_score
     from memmcl_merge.evaluation import Evaluator, choice_loglikelihoods, group_means, resolve_tasks
+    from memmcl_merge.io import read_json, write_json
     from memmcl_merge.models import load_model_and_tokenizer
 
     source = Results(args.results)
-    out = Results(f"{args.results}_calibrated")
+    out = Results(f"{args.results}_calibrated" + ("" if args.calibration == "nll" else f"_{args.calibration}"))
     out.meta(machine=machine(), source=args.results, split=args.split, limit=args.limit, fit_split=args.fit_split,
-             fit_limit=args.fit_limit, commands=[*out.data["meta"].get("commands", []), " ".join(["python", *sys.argv])])
-    systems = {n: r for n, r in source.data["systems"].items()
-               if args.only and _selected(args, n) and not out.has(n)}
-    missing = [n for n, r in systems.items() if not (Path(r.get("model", "")) / "config.json").is_file()]
-    for n in missing:
-        print(f"{n}: model folder {systems.pop(n).get('model')!r} is gone; not calibrated", flush=True)
+             fit_limit=args.fit_limit, method=args.calibration,
+             commands=[*out.data["meta"].get("commands", []), " ".join(["python", *sys.argv])])
+    cache_dir = ROOT / "runs" / "calibration" / args.results
+    rows = {"split": args.split, "limit": args.limit, "fit_split": args.fit_split, "fit_limit": args.fit_limit}
     evaluators: dict = {}
 
     def logged(model, tok, specs, split, limit, demos):
@@ -591,27 +592,35 @@ def step_calibrate(args) -> None:
                                         batch_size=SCORE_BATCH_SIZE)
         ev = evaluators[key]
         samples = ev.logged_samples(ev.wrap(model, tok))[1]
-        return {t: (choice_loglikelihoods(v), [int(s["doc"]["gold"]) for s in v]) for t, v in samples.items()}
+        return {t: {"lls": choice_loglikelihoods(v), "gold": [int(s["doc"]["gold"]) for s in v]} for t, v in samples.items()}
 
-    for name, rec in systems.items():
+    for name, rec in source.data["systems"].items():
+        if not args.only or not _selected(args, name) or out.has(name):
+            continue
         t0 = time.perf_counter()
         specs = [s for s in resolve_tasks(list(rec["scores"])) if not s.is_generative]
         demos = 2 if "2-shot" in name else 0
-        model, tok = load_model_and_tokenizer(rec["model"], dtype=eval_dtype())
-        fit = logged(model, tok, specs, args.fit_split, args.fit_limit, demos)
-        test = logged(model, tok, specs, args.split, args.limit, demos)
+        cache = cache_dir / f"{variant_slug(name)}.json"
+        seen = read_json(cache) if cache.is_file() else {}
+        if {k: seen.get(k) for k in rows} != rows or seen.get("model") != rec.get("model"):
+            if not (Path(rec.get("model", "")) / "config.json").is_file():
+                print(f"{name}: model folder {rec.get('model')!r} is gone; not calibrated", flush=True)
+                continue
+            model, tok = load_model_and_tokenizer(rec["model"], dtype=eval_dtype())
+            seen = {**rows, "model": rec["model"], "fit": logged(model, tok, specs, args.fit_split, args.fit_limit, demos),
+                    "test": logged(model, tok, specs, args.split, args.limit, demos)}
+            write_json(cache, seen)
         scores = {t: dict(v) for t, v in rec["scores"].items()}  # generated tasks stay as recorded
         for spec in specs:
-            metric = spec.metric
-            offsets = fit_label_offsets(*fit[spec.name], metric)
-            lls, gold = test[spec.name]
-            raw, cal = predict(lls), predict(lls, offsets)
+            fit, test = seen["fit"][spec.name], seen["test"][spec.name]
+            offsets = fit_label_offsets(fit["lls"], fit["gold"], spec.metric, method=args.calibration)
+            raw, cal = predict(test["lls"]), predict(test["lls"], offsets)
             scores[spec.name] = {
-                "score": task_score(metric, gold, cal), "raw": task_score(metric, gold, raw),
+                "score": task_score(spec.metric, test["gold"], cal), "raw": task_score(spec.metric, test["gold"], raw),
                 "recorded": rec["scores"][spec.name]["score"], "offsets": dict(zip(spec.labels, offsets, strict=True)),
-                "fit_raw": task_score(metric, fit[spec.name][1], predict(fit[spec.name][0])),
-                "fit_score": task_score(metric, fit[spec.name][1], predict(fit[spec.name][0], offsets)),
-                "pred": "".join(map(str, cal)), "pred_raw": "".join(map(str, raw)), "gold": "".join(map(str, gold))}
+                "fit_raw": task_score(spec.metric, fit["gold"], predict(fit["lls"])),
+                "fit_score": task_score(spec.metric, fit["gold"], predict(fit["lls"], offsets)),
+                "pred": "".join(map(str, cal)), "pred_raw": "".join(map(str, raw)), "gold": "".join(map(str, test["gold"]))}
         means = group_means(scores)
         out.put(name, {"model": rec["model"], "seconds": time.perf_counter() - t0, "scores": scores, "means": means,
                        "raw_means": group_means({t: {"score": v.get("raw", v["score"])} for t, v in scores.items()})})
@@ -934,6 +943,8 @@ def main(argv=None) -> None:
                    "95%% half is also judged against each re-seeded expert's mean over its seeds.")
     p.add_argument("--score-field", default="score", help="bar: read this field of each task's scores instead of "
                    "'score' (e.g. 'raw' of a calibrated file); writes results/<results>_bar_<field>.json.")
+    p.add_argument("--calibration", default="nll", choices=("nll", "metric"),
+                   help="calibrate: how the label offsets are fitted (memmcl_merge/calibration.py).")
     p.add_argument("--fit-split", default="dev", help="calibrate: the split the label offsets are fitted on.")
     p.add_argument("--fit-limit", type=int, default=200, help="calibrate: rows per task of --fit-split (stratified).")
     p.add_argument("--batch-size", type=int, default=SCORE_BATCH_SIZE,

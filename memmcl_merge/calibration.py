@@ -34,19 +34,58 @@ def task_score(metric: str, gold: Sequence[int], pred: Sequence[int]) -> float:
     raise ValueError(f"no label-prior correction for metric {metric!r} (accuracy or macro_f1 only)")
 
 
-def fit_label_offsets(lls: Sequence[Sequence[float]], gold: Sequence[int], metric: str,
-                      sweeps: int = 3) -> list[float]:
-    """Offsets (label 0 held at 0) that maximise ``metric`` on these rows, by exact coordinate ascent.
+METHODS = ("nll", "metric")
 
-    For one label the prediction of a row changes only where its offset crosses that row's margin to
-    the best other label, so trying the midpoints between sorted margins tries every distinct
-    outcome; among equal scores the offset nearest 0 is kept (the correction moves no more than the
-    rows ask)."""
+
+def fit_label_offsets(lls: Sequence[Sequence[float]], gold: Sequence[int], metric: str,
+                      method: str = "nll") -> list[float]:
+    """Offsets (label 0 held at 0) fitted on these rows for ``metric``.
+
+    ``nll``: the offsets that make softmax(log-likelihoods + offsets) the best probability model of
+    the gold labels (convex: one optimum, no search), with each row weighted by 1 / its label's
+    count where the metric is a macro-F1 (every label weighs the same, as in that metric).
+    ``metric``: the offsets that maximise the metric itself on these rows (exact coordinate
+    ascent); it can fit the rows' noise, and a shift of label shares from these rows to the test
+    rows costs it more (benchmarks/RESULTS.md, session 14)."""
     arr = np.asarray(lls, dtype=np.float64)
     if arr.ndim != 2 or len(arr) != len(gold) or not len(arr):
         raise ValueError(f"need one row of choice log-likelihoods per gold label, got {arr.shape} for {len(gold)}")
     if not np.isfinite(arr).all():
         raise ValueError("choice log-likelihoods hold NaN or infinite values")
+    task_score(metric, [0], [0])  # names an unsupported metric before any work
+    if method == "nll":
+        return _fit_nll(arr, np.asarray(gold, dtype=int), balanced=metric == "macro_f1")
+    if method == "metric":
+        return _fit_metric(arr, gold, metric)
+    raise ValueError(f"unknown calibration method {method!r}; one of {', '.join(METHODS)}")
+
+
+def _fit_nll(arr: np.ndarray, gold: np.ndarray, balanced: bool, ridge: float = 1e-3, steps: int = 50) -> list[float]:
+    """Newton's method on the (weighted) cross-entropy of softmax(arr + b) in b[1:]; the small ridge
+    keeps the offsets finite when a label has no gold row here."""
+    n, k = arr.shape
+    counts = np.bincount(gold, minlength=k)
+    w = 1.0 / counts[gold] if balanced else np.ones(n)
+    w = w / w.sum()
+    onehot = np.eye(k)[gold]
+    b = np.zeros(k)
+    for _ in range(steps):
+        z = arr + b
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        grad = (w[:, None] * (p - onehot)).sum(axis=0) + ridge * b
+        hess = np.einsum("i,ij,il->jl", w, p, -p) + np.diag((w[:, None] * p).sum(axis=0)) + ridge * np.eye(k)
+        step = np.linalg.solve(hess[1:, 1:], grad[1:])
+        b[1:] -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return [float(x) for x in b]
+
+
+def _fit_metric(arr: np.ndarray, gold: Sequence[int], metric: str, sweeps: int = 3) -> list[float]:
+    """For one label the prediction of a row changes only where its offset crosses that row's margin
+    to the best other label, so trying the midpoints between sorted margins tries every distinct
+    outcome; among equal scores the offset nearest 0 is kept (no more correction than the rows ask)."""
     n_labels = arr.shape[1]
     offsets = np.zeros(n_labels)
     best = task_score(metric, gold, predict(arr, offsets))

@@ -18,11 +18,12 @@ def leaning_rows(n=300, lean=1.5, seed=0):
     return lls, gold.tolist()
 
 
+@pytest.mark.parametrize("method", ["nll", "metric"])
 @pytest.mark.parametrize("metric", ["macro_f1", "accuracy"])
-def test_offsets_fitted_on_one_sample_undo_the_lean_on_another(metric):
+def test_offsets_fitted_on_one_sample_undo_the_lean_on_another(metric, method):
     fit_lls, fit_gold = leaning_rows(seed=0)
     test_lls, test_gold = leaning_rows(seed=1)
-    offsets = fit_label_offsets(fit_lls, fit_gold, metric)
+    offsets = fit_label_offsets(fit_lls, fit_gold, metric, method=method)
     assert offsets[0] == 0.0 and len(offsets) == 3
     assert offsets[2] - (offsets[0] + offsets[1]) / 2 < -0.8  # label 2 pushed down, about by its lean
     raw = task_score(metric, test_gold, predict(test_lls))
@@ -31,11 +32,19 @@ def test_offsets_fitted_on_one_sample_undo_the_lean_on_another(metric):
     assert predict(test_lls).count(2) > 1.5 * predict(test_lls, offsets).count(2)
 
 
-def test_no_lean_means_offsets_near_zero_and_the_fit_never_scores_below_raw():
+def test_no_lean_means_offsets_near_zero_and_the_metric_fit_never_scores_below_raw():
     lls, gold = leaning_rows(lean=0.0)
-    offsets = fit_label_offsets(lls, gold, "macro_f1")
-    assert max(abs(x) for x in offsets) < 0.5
+    for method in ("nll", "metric"):
+        assert max(abs(x) for x in fit_label_offsets(lls, gold, "macro_f1", method=method)) < 0.5
+    offsets = fit_label_offsets(lls, gold, "macro_f1", method="metric")
     assert task_score("macro_f1", gold, predict(lls, offsets)) >= task_score("macro_f1", gold, predict(lls))
+
+
+def test_nll_offsets_stay_finite_when_a_label_has_no_gold_row():
+    lls, gold = leaning_rows(n=60)
+    keep = [i for i, g in enumerate(gold) if g != 1]
+    offsets = fit_label_offsets(lls[keep], [gold[i] for i in keep], "macro_f1")
+    assert all(np.isfinite(offsets)) and offsets[1] < -1.0
 
 
 def test_bad_input_is_refused_with_the_reason():
@@ -44,7 +53,9 @@ def test_bad_input_is_refused_with_the_reason():
     with pytest.raises(ValueError, match="NaN"):
         fit_label_offsets([[0.0, float("nan")]], [0], "accuracy")
     with pytest.raises(ValueError, match="micro_f1"):
-        task_score("micro_f1", [0], [0])
+        fit_label_offsets([[0.0, 1.0]], [0], "micro_f1")
+    with pytest.raises(ValueError, match="unknown calibration method 'mean'"):
+        fit_label_offsets([[0.0, 1.0]], [0], "accuracy", method="mean")
 
 
 def test_benchmark_calibrate_step_rescores_recorded_systems(tmp_path, monkeypatch, tiny_base_dir):
@@ -67,18 +78,25 @@ def test_benchmark_calibrate_step_rescores_recorded_systems(tmp_path, monkeypatc
     (tmp_path / "r.json").write_text(json.dumps({"meta": {}, "systems": {
         "tiny": {"model": str(tiny_base_dir), "scores": recorded},
         "gone": {"model": str(tmp_path / "nowhere"), "scores": recorded}}}))
+    monkeypatch.setattr(rb, "ROOT", tmp_path)  # the log-likelihood cache: runs/calibration/r/
     args = argparse.Namespace(results="r", only="tiny,gone", data="embedded", split="test", limit=24,
-                              fit_split="dev", fit_limit=24)
+                              fit_split="dev", fit_limit=24, calibration="nll")
     rb.step_calibrate(args)
     out = json.loads((tmp_path / "r_calibrated.json").read_text())
     assert list(out["systems"]) == ["tiny"]
     row = out["systems"]["tiny"]["scores"]
     for t in tasks:
         assert row[t]["raw"] == pytest.approx(recorded[t]["score"], abs=1e-9)
-        assert row[t]["fit_score"] >= row[t]["fit_raw"]
         assert len(row[t]["pred"]) == len(row[t]["gold"]) == 24
     assert set(row["tweet_stance"]["offsets"]) == {"against", "favor", "none"}
     assert row["aste_lap14"] == {"score": 0.125}
     seconds = out["systems"]["tiny"]["seconds"]
     rb.step_calibrate(args)
     assert json.loads((tmp_path / "r_calibrated.json").read_text())["systems"]["tiny"]["seconds"] == seconds
+    # the other method refits from the kept log-likelihoods: the same uncorrected answers, no model run
+    monkeypatch.setattr(rb, "score_model", None)
+    monkeypatch.setattr("memmcl_merge.models.load_model_and_tokenizer", None)
+    rb.step_calibrate(argparse.Namespace(**{**vars(args), "calibration": "metric"}))
+    other = json.loads((tmp_path / "r_calibrated_metric.json").read_text())["systems"]["tiny"]["scores"]
+    for t in tasks:
+        assert other[t]["pred_raw"] == row[t]["pred_raw"] and other[t]["fit_score"] >= other[t]["fit_raw"]
