@@ -571,13 +571,13 @@ def step_calibrate(args) -> None:
     paired tests; generated tasks (ASTE) are copied as they are. The log-likelihoods of each model
     are kept in runs/calibration/<results>/ (another method refits without running the model);
     saved after each model; a model already there is not run again."""
-    from memmcl_merge.calibration import fit_label_offsets, predict, task_score
+    from memmcl_merge.calibration import METHODS, fit_label_offsets, predict, task_score
     from memmcl_merge.evaluation import Evaluator, choice_loglikelihoods, group_means, resolve_tasks
     from memmcl_merge.io import read_json, write_json
     from memmcl_merge.models import load_model_and_tokenizer
 
     source = Results(args.results)
-    out = Results(f"{args.results}_calibrated" + ("" if args.calibration == "nll" else f"_{args.calibration}"))
+    out = Results(f"{args.results}_calibrated" + ("" if args.calibration == METHODS[0] else f"_{args.calibration}"))
     out.meta(machine=machine(), source=args.results, split=args.split, limit=args.limit, fit_split=args.fit_split,
              fit_limit=args.fit_limit, method=args.calibration,
              commands=[*out.data["meta"].get("commands", []), " ".join(["python", *sys.argv])])
@@ -920,6 +920,8 @@ STEPS = {"adopt": step_adopt, "answer_window": step_answer_window, "label_shares
 
 def main(argv=None) -> None:
     global SCORE_BATCH_SIZE
+    from memmcl_merge.calibration import METHODS  # numpy only: the --calibration choices
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("step", choices=sorted(STEPS))
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -943,7 +945,7 @@ def main(argv=None) -> None:
                    "95%% half is also judged against each re-seeded expert's mean over its seeds.")
     p.add_argument("--score-field", default="score", help="bar: read this field of each task's scores instead of "
                    "'score' (e.g. 'raw' of a calibrated file); writes results/<results>_bar_<field>.json.")
-    p.add_argument("--calibration", default="nll", choices=("nll", "metric"),
+    p.add_argument("--calibration", default=METHODS[0], choices=METHODS,
                    help="calibrate: how the label offsets are fitted (memmcl_merge/calibration.py).")
     p.add_argument("--fit-split", default="dev", help="calibrate: the split the label offsets are fitted on.")
     p.add_argument("--fit-limit", type=int, default=200, help="calibrate: rows per task of --fit-split (stratified).")

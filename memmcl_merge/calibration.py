@@ -1,5 +1,6 @@
 """A label-prior correction for multiple-choice scoring: one log-likelihood offset per label, fitted
-on held-out rows to the task's own metric, then added before the argmax on new rows.
+on held-out rows for the task's metric (a class-weighted cross-entropy by default, or the metric
+itself), then added before the argmax on new rows.
 
 A small model's answers lean to one label by an amount that swings with the training seed (on
 tweet_offensive "offensive" is answered 174-281 times against 140 gold, benchmarks/RESULTS.md,
@@ -34,7 +35,7 @@ def task_score(metric: str, gold: Sequence[int], pred: Sequence[int]) -> float:
     raise ValueError(f"no label-prior correction for metric {metric!r} (accuracy or macro_f1 only)")
 
 
-METHODS = ("nll", "metric")
+METHODS = ("nll", "metric")  # the first is the default
 
 
 def fit_label_offsets(lls: Sequence[Sequence[float]], gold: Sequence[int], metric: str,

@@ -1,4 +1,4 @@
-"""The label-prior correction (memmcl_merge/calibration.py): offsets fitted to a task's metric on one
+"""The label-prior correction (memmcl_merge/calibration.py): offsets fitted for a task's metric on one
 set of rows undo a lean toward one label, and change nothing where there is none to undo."""
 
 import numpy as np
