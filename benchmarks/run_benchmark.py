@@ -774,8 +774,16 @@ def step_bar(args) -> None:
                              not_kept_against_expert_seed_means=short_mean)
             line = (f"; against the seed means of {', '.join(sorted(means))}: kept "
                     f"{out[name]['kept_against_expert_seed_means']}/{len(yard)} {short_mean or ''}")
+        # one verdict per multitask SFT comparator in the file: a file without the one-epoch run (a
+        # calibrated one) must not read as met on the others alone
+        verdicts = {o: out[name]["bar_met" if o == "multitask SFT" else
+                              ("bar_met_against_multitask_seed_mean" if o == seed_mean else f"bar_met_against {o}")]
+                    for o in ["multitask SFT", *others] if o in beats}
+        out[name]["bar_verdicts"] = verdicts
+        verdict = "; ".join(f"bar {'met' if v else 'not met'} against {o}" for o, v in verdicts.items()) or \
+            f"bar {'met' if out[name]['bar_met'] else 'not met'} (no multitask SFT in the file)"
         print(f"{name}: mean {out[name]['mean']:.3f}, wins " + ", ".join(f"{o} {len(w)}/{len(tasks)}" for o, w in won.items())
-              + f"; kept {out[name]['kept']}/{len(experts)} {short or ''}{line}; bar {'met' if out[name]['bar_met'] else 'not met'}")
+              + f"; kept {out[name]['kept']}/{len(experts)} {short or ''}{line}; {verdict}")
     if len(runs) > 1:  # the runs as seeds of one system against each comparator's seeds
         tests = {o: seed_test(rows, runs, pool, tasks) for o, pool in pools.items()}
         out[f"mean of {len(runs)} runs"]["seed_tests"] = tests

@@ -223,3 +223,24 @@ def test_bar_reads_another_score_field_into_its_own_file(results, tmp_path):
     raw = json.loads((tmp_path / "r_bar_raw.json").read_text())["runs"]["MEM-MCL run"]
     assert raw["mean"] == 0.0 and raw["wins"]["multitask SFT"] == 0
     assert json.loads((tmp_path / "r_bar.json").read_text())["runs"]["MEM-MCL run"]["wins"]["multitask SFT"] == 1
+
+
+def test_bar_verdict_names_each_multitask_comparator_when_the_one_epoch_run_is_absent(results, tmp_path, capsys):
+    """A calibrated file holds only the longer multitask SFT's seeds: its verdict must be judged
+    against them, not read as met because the one-epoch multitask SFT is missing."""
+    results("MEM-MCL run")
+    data = json.loads((tmp_path / "r.json").read_text())
+    rows = data["systems"]
+    for name in ("multitask SFT", "multitask SFT, training seed 1", "multitask SFT, 3 epochs"):
+        del rows[name]
+    rows["multitask SFT, 3 epochs, training seed 1"] = system(0.7, 0.7, 0.5)
+    rows["multitask SFT, 3 epochs, training seed 2"] = system(0.7, 0.7, 0.5)  # MEM-MCL run wins c only
+    (tmp_path / "r.json").write_text(json.dumps(data))
+    capsys.readouterr()
+    rb.step_bar(argparse.Namespace(results="r", only="=MEM-MCL run"))
+    run = json.loads((tmp_path / "r_bar.json").read_text())["runs"]["MEM-MCL run"]
+    assert run["bar_met"] is True  # the systems the issue names, all present here but the multitask SFT
+    assert run["bar_verdicts"] == {"multitask SFT, 3 epochs, mean of 2 training seeds": False}
+    printed = capsys.readouterr().out
+    assert "bar not met against multitask SFT, 3 epochs, mean of 2 training seeds" in printed
+    assert "bar met" not in printed
