@@ -759,11 +759,15 @@ def step_bar(args) -> None:
                      "lost_to_multitask": [t for t in tasks if t not in won.get("multitask SFT", tasks)],
                      "kept": sum(t in experts for t in tasks) - len(short), "not_kept": short,
                      "bar_met": all(beats[o] for o in COMPARED if o in beats) and not short}
-        # the same bar with another multitask SFT (its seed mean, more epochs) in place of its one run
+        # the same bar with another multitask SFT (its seed mean, more epochs) in place of its one run;
+        # one verdict per multitask SFT in the file, printed instead of bar_met, which leaves the
+        # multitask SFT out where the file has no one-epoch run (a calibrated one)
         others = [o for o in beats if o.startswith("multitask SFT")]
+        verdicts = {"multitask SFT": out[name]["bar_met"]} if "multitask SFT" in beats else {}
         for alt in [o for o in others if o != "multitask SFT"]:
             key = "bar_met_against_multitask_seed_mean" if alt == seed_mean else f"bar_met_against {alt}"
-            out[name][key] = all(beats[o] for o in beats if o not in others or o == alt) and not short
+            out[name][key] = verdicts[alt] = all(beats[o] for o in beats if o not in others or o == alt) and not short
+        out[name]["bar_verdicts"] = verdicts
         line = ""
         if reseeded:  # the 95% half again, each re-seeded expert replaced by its mean over seeds
             means = {t: (experts[t] + sum(v)) / (1 + len(v)) for t, v in reseeded.items() if t in experts}
@@ -774,12 +778,6 @@ def step_bar(args) -> None:
                              not_kept_against_expert_seed_means=short_mean)
             line = (f"; against the seed means of {', '.join(sorted(means))}: kept "
                     f"{out[name]['kept_against_expert_seed_means']}/{len(yard)} {short_mean or ''}")
-        # one verdict per multitask SFT comparator in the file: a file without the one-epoch run (a
-        # calibrated one) must not read as met on the others alone
-        verdicts = {o: out[name]["bar_met" if o == "multitask SFT" else
-                              ("bar_met_against_multitask_seed_mean" if o == seed_mean else f"bar_met_against {o}")]
-                    for o in ["multitask SFT", *others] if o in beats}
-        out[name]["bar_verdicts"] = verdicts
         verdict = "; ".join(f"bar {'met' if v else 'not met'} against {o}" for o, v in verdicts.items()) or \
             f"bar {'met' if out[name]['bar_met'] else 'not met'} (no multitask SFT in the file)"
         print(f"{name}: mean {out[name]['mean']:.3f}, wins " + ", ".join(f"{o} {len(w)}/{len(tasks)}" for o, w in won.items())
