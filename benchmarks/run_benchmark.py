@@ -31,28 +31,39 @@ def machine() -> dict:
 
 
 class Results:
-    """One JSON file per step: {"meta": ..., "systems": {name: {...}}}, saved after every system."""
+    """One JSON file per step: {"meta": ..., "systems": {name: {...}}}, saved after every system.
+    Each save re-reads the file under a lock and changes only its own entry, so two steps writing
+    one file (a long training beside a calibration, a soup) never drop each other's rows."""
 
     def __init__(self, step: str):
+        self.path = RESULTS / f"{step}.json"
+        self.data = self._read()
+
+    def _read(self) -> dict:
         from memmcl_merge.io import read_json
 
-        self.path = RESULTS / f"{step}.json"
-        self.data = read_json(self.path) if self.path.is_file() else {"meta": {}, "systems": {}}
+        return read_json(self.path) if self.path.is_file() else {"meta": {}, "systems": {}}
 
     def has(self, system: str) -> bool:
         return system in self.data["systems"]
 
-    def put(self, system: str, value: dict) -> None:
+    def _update(self, change) -> None:
+        import fcntl
+
         from memmcl_merge.io import write_json
 
-        self.data["systems"][system] = value
-        write_json(self.path, self.data)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(f".{self.path.name}.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self.data = self._read()
+            change(self.data)
+            write_json(self.path, self.data)
+
+    def put(self, system: str, value: dict) -> None:
+        self._update(lambda data: data["systems"].__setitem__(system, value))
 
     def meta(self, **kw) -> None:
-        from memmcl_merge.io import write_json
-
-        self.data["meta"].update(kw)
-        write_json(self.path, self.data)
+        self._update(lambda data: data["meta"].update(kw))
 
 
 def console_script(name: str) -> str:
@@ -738,6 +749,10 @@ def step_bar(args) -> None:
     # whose experts trained longer
     longer = {m.group(1) for n in rows if (m := re.fullmatch(r"(multitask SFT, [\d.]+ epochs)(, training seed \d+)?", n))}
     compared.update({n: {t: rows[n]["scores"][t]["score"] for t in tasks} for n in longer if n in rows})
+    # a weight-space average of multitask SFT runs (soup_variant.py): the comparator of a MEM-MCL soup
+    # of as many runs (the same training compute)
+    compared.update({n: {t: rows[n]["scores"][t]["score"] for t in tasks}
+                     for n in rows if n.startswith("multitask SFT") and ", soup of " in n})
     for n in sorted(longer):  # ... averaged with its runs on other training seeds, where measured (a
         # file of some seeds only, e.g. a calibrated one of the models still on disk, pools those)
         pool = [*([n] if n in rows else []), *(m for m in rows if m.startswith(f"{n}, training seed "))]
@@ -792,8 +807,9 @@ def step_bar(args) -> None:
                   f"(Welch p {t['mean_p']:.3f})")
     compared_means = {o: sum(v.values()) / len(tasks) for o, v in compared.items()}
     suffix = "" if field == "score" else f"_{field}"
-    write_json(RESULTS / f"{args.results}_bar{suffix}.json", {"only": args.only, "tasks": tasks, "compared_means": compared_means,
-                                                      "runs": out})
+    out_name = getattr(args, "bar_out", "") or f"{args.results}_bar{suffix}"
+    write_json(RESULTS / f"{out_name}.json", {"only": args.only, "tasks": tasks, "compared_means": compared_means,
+                                              "runs": out})
 
 
 ALPHA = 0.05
@@ -861,16 +877,25 @@ def _expert_seed_scores(name: str) -> dict[str, list[float]]:
 def _held_to(rows: dict, name: str) -> dict:
     """The own experts a MEM-MCL row is held to in the 95% half of the bar: its own (evolve_variant.py
     with experts.train.X=V), else those of the evolution run whose folder its model lies in (a
-    curriculum_variant.py / blend_variant.py --run model from that run's merge); {} for the benchmark's."""
+    curriculum_variant.py / blend_variant.py --run model from that run's merge), else, for a soup
+    (soup_variant.py), those its members share; {} for the benchmark's."""
     row = rows.get(name, {})
     if row.get("own_experts"):
         return row["own_experts"]
-    model, best = str(row.get("model", "")), ("", {})
-    for other in rows.values():
-        run = str(Path(other["model"]).parent) if other.get("own_experts") and other.get("model") else ""
-        if run and model.startswith(run + "/") and len(run) > len(best[0]):
-            best = (run, other["own_experts"])
-    return best[1]
+
+    def of_model(model: str) -> dict:
+        best = ("", {})
+        for other in rows.values():
+            run = str(Path(other["model"]).parent) if other.get("own_experts") and other.get("model") else ""
+            if run and model.startswith(run + "/") and len(run) > len(best[0]):
+                best = (run, other["own_experts"])
+        return best[1]
+
+    held = of_model(str(row.get("model", "")))
+    members = [of_model(str(m)) for m in row.get("members", [])]
+    if not held and members and all(m and m == members[0] for m in members):
+        held = members[0]
+    return held
 
 
 def step_adopt(args) -> None:
@@ -951,6 +976,8 @@ def main(argv=None) -> None:
                    "95%% half is also judged against each re-seeded expert's mean over its seeds.")
     p.add_argument("--score-field", default="score", help="bar: read this field of each task's scores instead of "
                    "'score' (e.g. 'raw' of a calibrated file); writes results/<results>_bar_<field>.json.")
+    p.add_argument("--bar-out", default="", help="bar: write results/<NAME>.json instead (another selection of the "
+                   "same results file beside the first).")
     p.add_argument("--calibration", default=METHODS[0], choices=METHODS,
                    help="calibrate: how the label offsets are fitted (memmcl_merge/calibration.py).")
     p.add_argument("--fit-split", default="dev", help="calibrate: the split the label offsets are fitted on.")

@@ -55,7 +55,7 @@ def main(argv=None) -> None:
         tmp.replace(target)
     built = time.perf_counter() - t0
     scored = rb.score_model(str(target), str(args.data.resolve()), "test_500", args.limit, tasks="all")
-    res.put(args.name, {"model": str(target), "recipe": str(recipe), "members": [str(m) for m in args.models],
+    res.put(args.name, {"model": str(target), "recipe": str(recipe), "members": [str(m.resolve()) for m in args.models],
                         "build_seconds": built, **scored})
     print(args.name, scored["means"])
 

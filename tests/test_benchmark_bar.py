@@ -244,3 +244,39 @@ def test_bar_verdict_names_each_multitask_comparator_when_the_one_epoch_run_is_a
     printed = capsys.readouterr().out
     assert "bar not met against multitask SFT, 3 epochs, mean of 2 training seeds" in printed
     assert "bar met" not in printed
+
+
+def test_soup_is_judged_against_the_multitask_soup_and_held_to_its_members_experts(results, tmp_path):
+    """A MEM-MCL soup (soup_variant.py) lies outside any run folder: it is held to the experts its
+    members share, and a multitask SFT soup is its comparator (the same training compute)."""
+    results("MEM-MCL run")
+    data = json.loads((tmp_path / "r.json").read_text())
+    rows = data["systems"]
+    rows["multitask SFT, 3 epochs, soup of 2 training seeds"] = system(0.65, 0.65, 0.65)
+    rows["MEM-MCL soup"] = system(0.7, 0.67, 0.6, model="/r/soups/s", members=[
+        "/r/evolve_e3/variants/x3", "/r/evolve_e3/variants/x3_seed_1"])
+    rows["MEM-MCL soup, mixed"] = system(0.7, 0.67, 0.6, model="/r/soups/m", members=[
+        "/r/evolve_e3/variants/x3", "/r/evolve_e3b/final"])  # members of two runs: the benchmark's experts
+    (tmp_path / "r.json").write_text(json.dumps(data))
+    rb.step_bar(argparse.Namespace(results="r", only="=MEM-MCL soup,=MEM-MCL soup, mixed", bar_out="r_bar_soups"))
+    runs = json.loads((tmp_path / "r_bar_soups.json").read_text())["runs"]
+    assert "MEM-MCL soup" not in json.loads((tmp_path / "r_bar.json").read_text())["runs"]  # the first selection stays
+    soup = runs["MEM-MCL soup"]
+    assert soup["wins"]["multitask SFT, 3 epochs, soup of 2 training seeds"] == 2
+    assert soup["not_kept"] == {"c": 0.8571}  # held to the members' experts (0.7), not the benchmark's (0.5)
+    assert soup["bar_met_against multitask SFT, 3 epochs, soup of 2 training seeds"] is False
+    assert runs["MEM-MCL soup, mixed"]["not_kept"] == {}
+    assert runs["MEM-MCL soup, mixed"]["bar_met_against multitask SFT, 3 epochs, soup of 2 training seeds"] is True
+
+
+def test_results_of_two_steps_on_one_file_keep_each_others_rows(tmp_path, monkeypatch):
+    """A long step (a curriculum run) and a short one (a soup) holding the same results file: each
+    save changes only its own row, so the one that loaded the file first does not drop the other's."""
+    monkeypatch.setattr(rb, "RESULTS", tmp_path)
+    long_step, short_step = rb.Results("r"), rb.Results("r")
+    short_step.put("soup", {"scores": {}})
+    short_step.meta(machine="here")
+    long_step.put("curriculum", {"scores": {}})
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert set(saved["systems"]) == {"soup", "curriculum"} and saved["meta"] == {"machine": "here"}
+    assert long_step.has("soup")
