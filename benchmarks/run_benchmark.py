@@ -729,10 +729,14 @@ def step_bar(args) -> None:
         raise SystemExit(f"--only {args.only!r} selects no MEM-MCL run of results/{args.results}.json")
     own = {t: v["scores"][t]["score"] for t, v in _own_experts(rows).items()}
     tasks = list(rows[runs[0]]["scores"])
-    candidates = {n: {t: rows[n]["scores"][t]["score"] for t in tasks} for n in runs}
+
+    def scores_of(name):
+        return {t: rows[name]["scores"][t]["score"] for t in tasks}
+
+    candidates = {n: scores_of(n) for n in runs}
     if len(runs) > 1:
         candidates[f"mean of {len(runs)} runs"] = {t: sum(c[t] for c in candidates.values()) / len(runs) for t in tasks}
-    compared = {o: {t: rows[o]["scores"][t]["score"] for t in tasks} for o in COMPARED if o in rows}
+    compared = {o: scores_of(o) for o in COMPARED if o in rows}
     # the multitask SFT's own spread: its runs with other training seeds, averaged with it
     seeds = [n for n in rows if n.startswith("multitask SFT, training seed")]
     seed_mean = None
@@ -748,11 +752,10 @@ def step_bar(args) -> None:
     # the multitask SFT with more passes over the same rows: the compute-matched comparator of runs
     # whose experts trained longer
     longer = {m.group(1) for n in rows if (m := re.fullmatch(r"(multitask SFT, [\d.]+ epochs)(, training seed \d+)?", n))}
-    compared.update({n: {t: rows[n]["scores"][t]["score"] for t in tasks} for n in longer if n in rows})
+    compared.update({n: scores_of(n) for n in longer if n in rows})
     # a weight-space average of multitask SFT runs (soup_variant.py): the comparator of a MEM-MCL soup
     # of as many runs (the same training compute)
-    compared.update({n: {t: rows[n]["scores"][t]["score"] for t in tasks}
-                     for n in rows if n.startswith("multitask SFT") and ", soup of " in n})
+    compared.update({n: scores_of(n) for n in rows if n.startswith("multitask SFT") and ", soup of " in n})
     for n in sorted(longer):  # ... averaged with its runs on other training seeds, where measured (a
         # file of some seeds only, e.g. a calibrated one of the models still on disk, pools those)
         pool = [*([n] if n in rows else []), *(m for m in rows if m.startswith(f"{n}, training seed "))]
