@@ -65,6 +65,11 @@ class Results:
     def meta(self, **kw) -> None:
         self._update(lambda data: data["meta"].update(kw))
 
+    def append_meta(self, key: str, item) -> None:
+        """Add ``item`` to the list ``meta[key]`` as the file holds it now (a command line, a config
+        change), so two steps started together both keep theirs."""
+        self._update(lambda data: data["meta"].setdefault(key, []).append(item))
+
 
 def console_script(name: str) -> str:
     """A console script of this environment: beside the interpreter (a virtual environment), else
@@ -268,9 +273,10 @@ def step_systems(args) -> None:
     first = res.data["meta"].get("config") or cfg.model_dump(mode="json")
     # the series' config stays the one it began with; a later call's differences are noted
     if changed := _config_changes(first, cfg):
-        res.meta(later_configs=[*res.data["meta"].get("later_configs", []), {"command": command, "changed": changed}])
+        res.append_meta("later_configs", {"command": command, "changed": changed})
     res.meta(machine=machine(), data=str(args.data), split=args.split, limit=args.limit, dtype=str(eval_dtype()),
-             config=first, commands=[*res.data["meta"].get("commands", []), command])
+             config=first)
+    res.append_meta("commands", command)
     out = cfg.output_dir
     base = resolve_model(cfg.base_model)
     experts = cfg.output_dir / "experts"
@@ -590,8 +596,8 @@ def step_calibrate(args) -> None:
     source = Results(args.results)
     out = Results(f"{args.results}_calibrated" + ("" if args.calibration == METHODS[0] else f"_{args.calibration}"))
     out.meta(machine=machine(), source=args.results, split=args.split, limit=args.limit, fit_split=args.fit_split,
-             fit_limit=args.fit_limit, method=args.calibration,
-             commands=[*out.data["meta"].get("commands", []), " ".join(["python", *sys.argv])])
+             fit_limit=args.fit_limit, method=args.calibration)
+    out.append_meta("commands", " ".join(["python", *sys.argv]))
     cache_dir = ROOT / "runs" / "calibration" / args.results
     rows = {"split": args.split, "limit": args.limit, "fit_split": args.fit_split, "fit_limit": args.fit_limit}
     evaluators: dict = {}
