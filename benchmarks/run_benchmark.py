@@ -62,13 +62,17 @@ class Results:
     def put(self, system: str, value: dict) -> None:
         self._update(lambda data: data["systems"].__setitem__(system, value))
 
-    def meta(self, **kw) -> None:
-        self._update(lambda data: data["meta"].update(kw))
+    def meta(self, append: dict | None = None, **kw) -> None:
+        """Set the ``kw`` fields of meta, and add each ``append`` item to its list ``meta[key]`` as the
+        file holds it at save time (a command line, a config change), so two steps started together
+        both keep theirs. One locked write."""
 
-    def append_meta(self, key: str, item) -> None:
-        """Add ``item`` to the list ``meta[key]`` as the file holds it now (a command line, a config
-        change), so two steps started together both keep theirs."""
-        self._update(lambda data: data["meta"].setdefault(key, []).append(item))
+        def change(data):
+            data["meta"].update(kw)
+            for key, item in (append or {}).items():
+                data["meta"].setdefault(key, []).append(item)
+
+        self._update(change)
 
 
 def console_script(name: str) -> str:
@@ -272,11 +276,11 @@ def step_systems(args) -> None:
     command = " ".join(["python", *sys.argv])
     first = res.data["meta"].get("config") or cfg.model_dump(mode="json")
     # the series' config stays the one it began with; a later call's differences are noted
+    append = {"commands": command}
     if changed := _config_changes(first, cfg):
-        res.append_meta("later_configs", {"command": command, "changed": changed})
+        append["later_configs"] = {"command": command, "changed": changed}
     res.meta(machine=machine(), data=str(args.data), split=args.split, limit=args.limit, dtype=str(eval_dtype()),
-             config=first)
-    res.append_meta("commands", command)
+             config=first, append=append)
     out = cfg.output_dir
     base = resolve_model(cfg.base_model)
     experts = cfg.output_dir / "experts"
@@ -596,8 +600,7 @@ def step_calibrate(args) -> None:
     source = Results(args.results)
     out = Results(f"{args.results}_calibrated" + ("" if args.calibration == METHODS[0] else f"_{args.calibration}"))
     out.meta(machine=machine(), source=args.results, split=args.split, limit=args.limit, fit_split=args.fit_split,
-             fit_limit=args.fit_limit, method=args.calibration)
-    out.append_meta("commands", " ".join(["python", *sys.argv]))
+             fit_limit=args.fit_limit, method=args.calibration, append={"commands": " ".join(["python", *sys.argv])})
     cache_dir = ROOT / "runs" / "calibration" / args.results
     rows = {"split": args.split, "limit": args.limit, "fit_split": args.fit_split, "fit_limit": args.fit_limit}
     evaluators: dict = {}

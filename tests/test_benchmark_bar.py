@@ -286,9 +286,9 @@ def test_two_steps_started_together_both_log_their_command(tmp_path, monkeypatch
     """Two calibrate runs loaded the file at the same moment: each command line goes onto the list
     as the file holds it at save time, not onto the copy each loaded."""
     monkeypatch.setattr(rb, "RESULTS", tmp_path)
-    rb.Results("r").append_meta("commands", "python first")
+    rb.Results("r").meta(append={"commands": "python first"})
     a, b = rb.Results("r"), rb.Results("r")
-    a.append_meta("commands", "python a")
-    b.append_meta("commands", "python b")
+    a.meta(split="test", append={"commands": "python a"})
+    b.meta(append={"commands": "python b"})
     saved = json.loads((tmp_path / "r.json").read_text())
     assert saved["meta"]["commands"] == ["python first", "python a", "python b"]
