@@ -2,14 +2,16 @@
 the curriculum) with some evolution settings changed, from the same experts, scored like every
 other system.
 
-    python benchmarks/evolve_variant.py NAME KEY=VALUE ... [--limit 200] [--results NAME2]
+    python benchmarks/evolve_variant.py NAME KEY=VALUE ... [--limit 200] [--results NAME2] [--until-merge]
 
 KEY is ``weak.FIELD`` (e.g. ``weak.sampling=proportional``, ``weak.size=32``) or ``search.FIELD``
 (``search.layer_groups=3``) or a field of ``evolve`` itself, or ``experts.train.FIELD``
 (``experts.train.epochs=3``). The run lives in runs/bench/variants/evolve_<slug>. Without an
 ``experts.`` override its ``experts`` folder links to the benchmark's experts, so none is retrained;
 with one the run trains its own experts (same rows, other settings) and scores each on its own task,
-which the ``bar`` step then uses for the 95% half of the bar. The final model (stage 2 + curriculum)
+which the ``bar`` step then uses for the 95% half of the bar. ``--until-merge`` stops after the
+stage-2 merge (experts and their own-task scores, both searches), for a fresh machine that needs the
+merge back before ``curriculum_variant.py --run`` trains from it; nothing is written to NAME2. The final model (stage 2 + curriculum)
 is scored into benchmarks/results/NAME2.json under NAME. Each part resumes: trained experts, their
 scores, finished searches, a finished curriculum and a measured NAME are skipped.
 """
@@ -64,13 +66,14 @@ def own_task_scores(cfg, run_dir: Path, args) -> dict:
 
 
 def main(argv=None) -> None:
-    args = rb.variant_args(__doc__, argv)
+    args = rb.variant_args(__doc__, argv, extra=lambda ap: ap.add_argument(
+        "--until-merge", action="store_true", help="stop after the stage-2 merge; score and record nothing"))
 
     from memmcl_merge.curriculum import run_curriculum
     from memmcl_merge.evolve import run_plan
 
     res = rb.Results(args.results)
-    if res.has(args.name):
+    if res.has(args.name) and not args.until_merge:
         print(f"{args.name}: measured already, skipped")
         return
     bench = rb.bench_config(args)
@@ -86,6 +89,10 @@ def main(argv=None) -> None:
         experts.symlink_to(bench.experts_dir.resolve(), target_is_directory=True)
     searches = run_plan(cfg)
     search_seconds = sum(r["seconds"] for r in searches.values())
+    if args.until_merge:
+        print(f"evolution {search_seconds:.0f} s; stage-2 merge in {run_dir} "
+              f"(fitness {({k: [round(r['start_fitness'], 4), round(r['best_fitness'], 4)] for k, r in searches.items()})})")
+        return
     build = run_curriculum(cfg)["seconds"]
     print(f"evolution {search_seconds:.0f} s, curriculum {build:.0f} s (this call {time.perf_counter() - t0:.0f} s)")
     final = run_dir / "final"

@@ -9,6 +9,7 @@ they are measured and are not recomputed when the script is run again (delete th
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -30,6 +31,23 @@ def machine() -> dict:
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
+def locked_update(path: Path, change, empty: dict) -> dict:
+    """Re-read the JSON file at ``path`` (``empty`` when there is none) under a lock, apply
+    ``change(data)`` to it, write it atomically and return it: a step that saves only its own part
+    never drops what another step saved meanwhile."""
+    import fcntl
+
+    from memmcl_merge.io import read_json, write_json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = read_json(path) if path.is_file() else json.loads(json.dumps(empty))
+        change(data)
+        write_json(path, data)
+    return data
+
+
 class Results:
     """One JSON file per step: {"meta": ..., "systems": {name: {...}}}, saved after every system.
     Each save re-reads the file under a lock and changes only its own entry, so two steps writing
@@ -48,16 +66,7 @@ class Results:
         return system in self.data["systems"]
 
     def _update(self, change) -> None:
-        import fcntl
-
-        from memmcl_merge.io import write_json
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(f".{self.path.name}.lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            self.data = self._read()
-            change(self.data)
-            write_json(self.path, self.data)
+        self.data = locked_update(self.path, change, {"meta": {}, "systems": {}})
 
     def put(self, system: str, value: dict) -> None:
         self._update(lambda data: data["systems"].__setitem__(system, value))
@@ -551,34 +560,36 @@ def step_label_shares(args) -> None:
 
     from memmcl_merge.data import load_docs
     from memmcl_merge.evaluation import Evaluator, resolve_tasks
-    from memmcl_merge.io import read_json, write_json
+    from memmcl_merge.io import read_json
     from memmcl_merge.models import load_model_and_tokenizer
 
     specs = [t for t in resolve_tasks(args.tasks) if not t.is_generative]
     systems = {n: r for n, r in Results(args.results).data["systems"].items() if r.get("model") and _selected(args, n)}
     systems.update({name: {"model": folder} for name, folder in _extra_models(args).items()})
     path = RESULTS / f"{args.results}_label_shares.json"
-    command = " ".join(["python", *sys.argv])
-    out = read_json(path) if path.is_file() else {}
-    if (out.get("split"), out.get("limit")) != (args.split, args.limit):
-        if out:
-            raise SystemExit(f"{path} holds counts on {out.get('split')} limit {out.get('limit')}, not on "
-                             f"{args.split} limit {args.limit}: move it away or pass another --results")
-        out = {"machine": machine(), "commands": [], "split": args.split, "limit": args.limit, "gold": {}, "systems": {}}
-    if "command" in out:  # written before counts were added up
-        out["commands"] = [out.pop("command")]
-    out["commands"].append(command)
+    held = read_json(path) if path.is_file() else {}
+    if held and (held.get("split"), held.get("limit")) != (args.split, args.limit):
+        raise SystemExit(f"{path} holds counts on {held.get('split')} limit {held.get('limit')}, not on "
+                         f"{args.split} limit {args.limit}: move it away or pass another --results")
     ev = Evaluator(specs, data=str(args.data), split=args.split, limit=args.limit, batch_size=SCORE_BATCH_SIZE)
-    for spec in specs:
-        docs = load_docs(spec, args.split, str(args.data), limit=args.limit, sampling=ev.sampling)
-        out["gold"][spec.name] = dict(Counter(d["label"] for d in docs))
+    gold = {spec.name: dict(Counter(d["label"] for d in load_docs(spec, args.split, str(args.data), limit=args.limit,
+                                                                   sampling=ev.sampling)))
+            for spec in specs}
+    empty = {"machine": machine(), "commands": [], "split": args.split, "limit": args.limit, "gold": {}, "systems": {}}
+
+    def started(data):  # the command and gold counts go in the file as it is at save time, not a stale copy
+        if "command" in data:  # written before counts were added up
+            data["commands"] = [data.pop("command")]
+        data["commands"].append(" ".join(["python", *sys.argv]))
+        data["gold"].update(gold)
+
+    locked_update(path, started, empty)
     for name, rec in systems.items():
         model, tok = load_model_and_tokenizer(rec["model"], dtype=eval_dtype())
-        preds = ev.predict(ev.wrap(model, tok))
-        row = out["systems"].setdefault(name, {})
-        row.update({"model": rec["model"], **{t: dict(Counter(p)) for t, p in preds.items()}})
+        row = {"model": rec["model"], **{t: dict(Counter(p)) for t, p in ev.predict(ev.wrap(model, tok)).items()}}
         print(name, row, flush=True)
-        write_json(path, out)  # after each model: an interrupted run keeps what it measured
+        # after each model: an interrupted run keeps what it measured, a run beside it keeps its own
+        locked_update(path, lambda data, name=name, row=row: data["systems"].setdefault(name, {}).update(row), empty)
 
 
 def step_calibrate(args) -> None:

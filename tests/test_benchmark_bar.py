@@ -292,3 +292,52 @@ def test_two_steps_started_together_both_log_their_command(tmp_path, monkeypatch
     b.meta(append={"commands": "python b"})
     saved = json.loads((tmp_path / "r.json").read_text())
     assert saved["meta"]["commands"] == ["python first", "python a", "python b"]
+
+
+def test_label_shares_run_beside_another_keeps_both_counts(tmp_path, monkeypatch):
+    """A label_shares run that starts while another is counting (one loaded the file before the other
+    saved) keeps the other's command and counts: each save re-reads the file under the lock."""
+    import types
+
+    import memmcl_merge.data as data_mod
+    from memmcl_merge import evaluation, models
+
+    monkeypatch.setattr(rb, "RESULTS", tmp_path)
+    monkeypatch.setattr(rb, "eval_dtype", lambda: None)
+    spec = types.SimpleNamespace(name="a", is_generative=False)
+    monkeypatch.setattr(evaluation, "resolve_tasks", lambda tasks: [spec])
+    monkeypatch.setattr(data_mod, "load_docs", lambda *a, **k: [{"label": "pos"}, {"label": "neg"}])
+
+    class FakeEvaluator:
+        sampling = None
+
+        def __init__(self, *a, **k):
+            pass
+
+        def wrap(self, model, tok):
+            return model
+
+        def predict(self, model):
+            return {"a": [model] * 2}
+
+    monkeypatch.setattr(evaluation, "Evaluator", FakeEvaluator)
+    rb.Results("r").put("first", {"model": "pos"})
+    rb.Results("r").put("second", {"model": "neg"})
+
+    def args(only):
+        return argparse.Namespace(results="r", only=only, extra=[], tasks="all", split="test_500", limit=500, data=".")
+
+    def load(folder, dtype=None):
+        if folder == "pos":  # the first run is mid-way through its model when the second runs whole
+            monkeypatch.setattr(sys, "argv", ["run_benchmark.py", "label_shares", "--only", "second"])
+            rb.step_label_shares(args("second"))
+        return folder, None
+
+    monkeypatch.setattr(models, "load_model_and_tokenizer", load)
+    monkeypatch.setattr(sys, "argv", ["run_benchmark.py", "label_shares", "--only", "first"])
+    rb.step_label_shares(args("first"))
+    saved = json.loads((tmp_path / "r_label_shares.json").read_text())
+    assert saved["commands"] == ["python run_benchmark.py label_shares --only first",
+                                 "python run_benchmark.py label_shares --only second"]
+    assert saved["systems"] == {"first": {"model": "pos", "a": {"pos": 2}}, "second": {"model": "neg", "a": {"neg": 2}}}
+    assert saved["gold"] == {"a": {"pos": 1, "neg": 1}}
