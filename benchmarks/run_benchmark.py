@@ -9,7 +9,7 @@ they are measured and are not recomputed when the script is run again (delete th
 from __future__ import annotations
 
 import argparse
-import json
+import copy
 import os
 import platform
 import re
@@ -42,7 +42,7 @@ def locked_update(path: Path, change, empty: dict) -> dict:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(f".{path.name}.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        data = read_json(path) if path.is_file() else json.loads(json.dumps(empty))
+        data = read_json(path) if path.is_file() else copy.deepcopy(empty)
         change(data)
         write_json(path, data)
     return data
@@ -580,7 +580,7 @@ def step_label_shares(args) -> None:
     def started(data):  # the command and gold counts go in the file as it is at save time, not a stale copy
         if "command" in data:  # written before counts were added up
             data["commands"] = [data.pop("command")]
-        data["commands"].append(" ".join(["python", *sys.argv]))
+        data.setdefault("commands", []).append(" ".join(["python", *sys.argv]))
         data["gold"].update(gold)
 
     locked_update(path, started, empty)
