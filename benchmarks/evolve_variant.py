@@ -11,9 +11,10 @@ KEY is ``weak.FIELD`` (e.g. ``weak.sampling=proportional``, ``weak.size=32``) or
 with one the run trains its own experts (same rows, other settings) and scores each on its own task,
 which the ``bar`` step then uses for the 95% half of the bar. ``--until-merge`` stops after the
 stage-2 merge (experts and their own-task scores, both searches), for a fresh machine that needs the
-merge back before ``curriculum_variant.py --run`` trains from it; nothing is written to NAME2. The final model (stage 2 + curriculum)
-is scored into benchmarks/results/NAME2.json under NAME. Each part resumes: trained experts, their
-scores, finished searches, a finished curriculum and a measured NAME are skipped.
+merge back before ``curriculum_variant.py --run`` trains from it; nothing is written to NAME2.
+Otherwise the final model (stage 2 + curriculum) is scored into benchmarks/results/NAME2.json under
+NAME. Each part resumes: trained experts, their scores, finished searches, a finished curriculum and a
+measured NAME are skipped.
 """
 
 from __future__ import annotations
@@ -89,9 +90,9 @@ def main(argv=None) -> None:
         experts.symlink_to(bench.experts_dir.resolve(), target_is_directory=True)
     searches = run_plan(cfg)
     search_seconds = sum(r["seconds"] for r in searches.values())
+    fitness = {k: [r["start_fitness"], r["best_fitness"]] for k, r in searches.items()}
     if args.until_merge:
-        print(f"evolution {search_seconds:.0f} s; stage-2 merge in {run_dir} "
-              f"(fitness {({k: [round(r['start_fitness'], 4), round(r['best_fitness'], 4)] for k, r in searches.items()})})")
+        print(f"evolution {search_seconds:.0f} s; stage-2 merge in {run_dir}; fitness (start, best) {fitness}")
         return
     build = run_curriculum(cfg)["seconds"]
     print(f"evolution {search_seconds:.0f} s, curriculum {build:.0f} s (this call {time.perf_counter() - t0:.0f} s)")
@@ -100,7 +101,7 @@ def main(argv=None) -> None:
     res.put(args.name, {"model": str(final), "build_seconds": search_seconds + build,
                         "search_seconds": search_seconds, "curriculum_seconds": build,
                         "overrides": args.overrides,
-                        "fitness": {k: [r["start_fitness"], r["best_fitness"]] for k, r in searches.items()},
+                        "fitness": fitness,
                         **({"own_experts": own} if own else {}), **scored})
     print(args.name, scored["means"])
 

@@ -16,6 +16,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -53,20 +54,19 @@ class Results:
     Each save re-reads the file under a lock and changes only its own entry, so two steps writing
     one file (a long training beside a calibration, a soup) never drop each other's rows."""
 
-    def __init__(self, step: str):
-        self.path = RESULTS / f"{step}.json"
-        self.data = self._read()
+    EMPTY: ClassVar[dict] = {"meta": {}, "systems": {}}  # copied, never changed
 
-    def _read(self) -> dict:
+    def __init__(self, step: str):
         from memmcl_merge.io import read_json
 
-        return read_json(self.path) if self.path.is_file() else {"meta": {}, "systems": {}}
+        self.path = RESULTS / f"{step}.json"
+        self.data = read_json(self.path) if self.path.is_file() else copy.deepcopy(self.EMPTY)
 
     def has(self, system: str) -> bool:
         return system in self.data["systems"]
 
     def _update(self, change) -> None:
-        self.data = locked_update(self.path, change, {"meta": {}, "systems": {}})
+        self.data = locked_update(self.path, change, self.EMPTY)
 
     def put(self, system: str, value: dict) -> None:
         self._update(lambda data: data["systems"].__setitem__(system, value))
