@@ -567,10 +567,13 @@ def step_label_shares(args) -> None:
     systems = {n: r for n, r in Results(args.results).data["systems"].items() if r.get("model") and _selected(args, n)}
     systems.update({name: {"model": folder} for name, folder in _extra_models(args).items()})
     path = RESULTS / f"{args.results}_label_shares.json"
-    held = read_json(path) if path.is_file() else {}
-    if held and (held.get("split"), held.get("limit")) != (args.split, args.limit):
-        raise SystemExit(f"{path} holds counts on {held.get('split')} limit {held.get('limit')}, not on "
-                         f"{args.split} limit {args.limit}: move it away or pass another --results")
+
+    def check_rows(held):  # counts on other rows would be added up as if they were the same rows
+        if held and (held.get("split"), held.get("limit")) != (args.split, args.limit):
+            raise SystemExit(f"{path} holds counts on {held.get('split')} limit {held.get('limit')}, not on "
+                             f"{args.split} limit {args.limit}: move it away or pass another --results")
+
+    check_rows(read_json(path) if path.is_file() else {})  # before building the evaluator: fail fast
     ev = Evaluator(specs, data=str(args.data), split=args.split, limit=args.limit, batch_size=SCORE_BATCH_SIZE)
     gold = {spec.name: dict(Counter(d["label"] for d in load_docs(spec, args.split, str(args.data), limit=args.limit,
                                                                    sampling=ev.sampling)))
@@ -578,6 +581,7 @@ def step_label_shares(args) -> None:
     empty = {"machine": machine(), "commands": [], "split": args.split, "limit": args.limit, "gold": {}, "systems": {}}
 
     def started(data):  # the command and gold counts go in the file as it is at save time, not a stale copy
+        check_rows(data)  # again under the lock: a run on other rows may have started meanwhile
         if "command" in data:  # written before counts were added up
             data["commands"] = [data.pop("command")]
         data.setdefault("commands", []).append(" ".join(["python", *sys.argv]))

@@ -294,13 +294,14 @@ def test_two_steps_started_together_both_log_their_command(tmp_path, monkeypatch
     assert saved["meta"]["commands"] == ["python first", "python a", "python b"]
 
 
-def test_label_shares_run_beside_another_keeps_both_counts(tmp_path, monkeypatch):
-    """A label_shares run that starts while another is counting (one loaded the file before the other
-    saved) keeps the other's command and counts: each save re-reads the file under the lock."""
+def _fake_label_shares(tmp_path, monkeypatch, on_evaluator=lambda: None):
+    """label_shares on fakes: one task "a", two rows; each model folder name is the label it always
+    answers; results file "r" holds systems "first" (pos) and "second" (neg). Returns the argument
+    maker; ``on_evaluator`` runs when the step builds its evaluator (after its first check)."""
     import types
 
     import memmcl_merge.data as data_mod
-    from memmcl_merge import evaluation, models
+    from memmcl_merge import evaluation
 
     monkeypatch.setattr(rb, "RESULTS", tmp_path)
     monkeypatch.setattr(rb, "eval_dtype", lambda: None)
@@ -312,7 +313,7 @@ def test_label_shares_run_beside_another_keeps_both_counts(tmp_path, monkeypatch
         sampling = None
 
         def __init__(self, *a, **k):
-            pass
+            on_evaluator()
 
         def wrap(self, model, tok):
             return model
@@ -324,20 +325,51 @@ def test_label_shares_run_beside_another_keeps_both_counts(tmp_path, monkeypatch
     rb.Results("r").put("first", {"model": "pos"})
     rb.Results("r").put("second", {"model": "neg"})
 
-    def args(only):
-        return argparse.Namespace(results="r", only=only, extra=[], tasks="all", split="test_500", limit=500, data=".")
+    def args(only, split="test_500"):
+        monkeypatch.setattr(sys, "argv", ["run_benchmark.py", "label_shares", "--only", only])
+        return argparse.Namespace(results="r", only=only, extra=[], tasks="all", split=split, limit=500, data=".")
+
+    return args
+
+
+def test_label_shares_run_beside_another_keeps_both_counts(tmp_path, monkeypatch):
+    """A label_shares run that starts while another is counting (one loaded the file before the other
+    saved) keeps the other's command and counts: each save re-reads the file under the lock."""
+    from memmcl_merge import models
+
+    args = _fake_label_shares(tmp_path, monkeypatch)
 
     def load(folder, dtype=None):
         if folder == "pos":  # the first run is mid-way through its model when the second runs whole
-            monkeypatch.setattr(sys, "argv", ["run_benchmark.py", "label_shares", "--only", "second"])
             rb.step_label_shares(args("second"))
         return folder, None
 
     monkeypatch.setattr(models, "load_model_and_tokenizer", load)
-    monkeypatch.setattr(sys, "argv", ["run_benchmark.py", "label_shares", "--only", "first"])
     rb.step_label_shares(args("first"))
     saved = json.loads((tmp_path / "r_label_shares.json").read_text())
     assert saved["commands"] == ["python run_benchmark.py label_shares --only first",
                                  "python run_benchmark.py label_shares --only second"]
     assert saved["systems"] == {"first": {"model": "pos", "a": {"pos": 2}}, "second": {"model": "neg", "a": {"neg": 2}}}
+
+
+def test_label_shares_refuses_a_file_another_split_started_meanwhile(tmp_path, monkeypatch):
+    """A run on other rows that saves between this run's first check and its first save: this run
+    stops at its save, under the lock, and leaves the other run's counts as they are (adding them up
+    would mix two test sets)."""
+    from memmcl_merge import models
+
+    monkeypatch.setattr(models, "load_model_and_tokenizer", lambda folder, dtype=None: (folder, None))
+    calls = []
+
+    def other_run_starts():  # only while the run on test_500 builds its evaluator
+        if not calls:
+            calls.append(1)
+            rb.step_label_shares(args("second", split="dev"))
+
+    args = _fake_label_shares(tmp_path, monkeypatch, on_evaluator=other_run_starts)
+    with pytest.raises(SystemExit, match="holds counts on dev limit 500, not on test_500 limit 500"):
+        rb.step_label_shares(args("first"))
+    saved = json.loads((tmp_path / "r_label_shares.json").read_text())
+    assert saved["split"] == "dev" and list(saved["systems"]) == ["second"]
+    assert saved["commands"] == ["python run_benchmark.py label_shares --only second"]
     assert saved["gold"] == {"a": {"pos": 1, "neg": 1}}
