@@ -350,6 +350,7 @@ def test_label_shares_run_beside_another_keeps_both_counts(tmp_path, monkeypatch
     assert saved["commands"] == ["python run_benchmark.py label_shares --only first",
                                  "python run_benchmark.py label_shares --only second"]
     assert saved["systems"] == {"first": {"model": "pos", "a": {"pos": 2}}, "second": {"model": "neg", "a": {"neg": 2}}}
+    assert saved["gold"] == {"a": {"pos": 1, "neg": 1}}
 
 
 def test_label_shares_refuses_a_file_another_split_started_meanwhile(tmp_path, monkeypatch):
