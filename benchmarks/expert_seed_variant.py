@@ -11,6 +11,7 @@ go into benchmarks/results/expert_seeds.json (``--results``) under "<task>, trai
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -40,9 +41,10 @@ def main(argv=None) -> None:
         train = cfg.experts.train.model_copy(update={"seed": seed})
         out = cfg.output_dir / "variants" / f"expert_{task}_seed_{seed}"
         if not (out / "config.json").is_file():
-            tmp = out.with_name(f".{out.name}.tmp")
-            trained = sft_train(cfg.base_model, None, rows, train, tmp)
+            tmp, ckpt = out.with_name(f".{out.name}.tmp"), out.with_name(f".{out.name}.checkpoint")
+            trained = sft_train(cfg.base_model, None, rows, train, tmp, checkpoint_dir=ckpt)
             tmp.replace(out)
+            shutil.rmtree(ckpt, ignore_errors=True)
             build = trained.wall_s
         else:
             build = None  # a model left by an interrupted call: reused, its training time not known

@@ -13,6 +13,7 @@ import copy
 import os
 import platform
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -452,9 +453,10 @@ def multitask_sft(cfg, sampling: str | None = None, seed: int | None = None, epo
     random.Random(cfg.seed if seed is None else seed).shuffle(rows)
     if seed is not None:
         train = train.model_copy(update={"seed": seed})
-    tmp = target.with_name(f".{target.name}.tmp")
-    sft_train(cfg.base_model, None, rows, train, tmp)
+    tmp, ckpt = target.with_name(f".{target.name}.tmp"), target.with_name(f".{target.name}.checkpoint")
+    sft_train(cfg.base_model, None, rows, train, tmp, checkpoint_dir=ckpt)  # a killed run resumes
     tmp.replace(target)
+    shutil.rmtree(ckpt, ignore_errors=True)
     return str(target)
 
 

@@ -25,10 +25,24 @@ class ConfigError(ValueError):
     """A bad run configuration; the message names the file and the offending key."""
 
 
+# Settings of how a job runs, not of what it makes: they never make a finished artefact stale.
+OPERATIONAL_SETTINGS = frozenset({"checkpoint_minutes"})
+
+
+def without_operational(settings):
+    """``settings`` (JSON) without the :data:`OPERATIONAL_SETTINGS` keys, at any depth."""
+    if isinstance(settings, dict):
+        return {k: without_operational(v) for k, v in settings.items() if k not in OPERATIONAL_SETTINGS}
+    if isinstance(settings, list):
+        return [without_operational(v) for v in settings]
+    return settings
+
+
 def changed_settings(recorded: dict | None, current: BaseModel) -> list[str]:
     """Top-level keys where settings recorded beside a finished artefact (JSON) differ from
     ``current``; compared as JSON, so a tuple setting equals its recorded list. A setting added
-    since the artefact was made counts as unchanged when it is at its default (the old behaviour)."""
+    since the artefact was made counts as unchanged when it is at its default (the old behaviour);
+    operational settings (checkpoint interval) are not compared."""
     import json
 
     now, was = json.loads(current.model_dump_json()), recorded or {}
@@ -36,6 +50,7 @@ def changed_settings(recorded: dict | None, current: BaseModel) -> list[str]:
         was = json.loads(type(current).model_validate(was).model_dump_json())
     except ValidationError:
         pass  # a record of settings since removed or renamed: compare as written
+    now, was = without_operational(now), without_operational(was)
     return sorted(k for k in set(now) | set(was) if now.get(k) != was.get(k))
 
 
@@ -76,6 +91,10 @@ class TrainConfig(_Strict):
     save_dtype: Literal["bfloat16", "float32"] = "bfloat16"
     seed: int = 0
     logging_steps: int = Field(5, ge=1)
+    checkpoint_minutes: float = Field(
+        10.0, ge=0.0, description="Save a resumable training checkpoint (LoRA or weights, optimiser, "
+        "schedule, RNG) every this many minutes of training (0: never). A killed training continues from "
+        "the newest one; the result is the same as uninterrupted (tests/test_experts.py).")
 
 
 class ExpertsConfig(_Strict):

@@ -30,6 +30,9 @@ gives the easiest task ``lo`` passes over its rows and the hardest ``hi``, linea
 (default (0.5, 1.5), measured in benchmarks/RESULTS.md; (1, 1) is one pass each). With lo + hi = 2
 the total number of steps is unchanged; the steps move from the tasks the merge already handles to
 the ones it does not.
+
+A killed training continues from its newest checkpoint (every ``curriculum.train.checkpoint_minutes``)
+in ``.<output name>.checkpoint`` beside the output, removed once the output is in place.
 """
 
 from __future__ import annotations
@@ -224,7 +227,10 @@ def run_curriculum(cfg, progress=print, out: Path | None = None) -> dict:
         shutil.rmtree(stale, ignore_errors=True)  # a killed run's half-written model
     tmp = work / f".model.tmp-{os.getpid()}"
     t0 = time.perf_counter()
-    res = sft_train(str(start), None, rows, cfg.curriculum.train, tmp, sequential=True, progress=bool(progress))
+    # beside the output, so each output (benchmark variants of one run too) resumes its own training
+    ckpt = final.parent / f".{final.name}.checkpoint"
+    res = sft_train(str(start), None, rows, cfg.curriculum.train, tmp, sequential=True, progress=bool(progress),
+                    checkpoint_dir=ckpt)
     record = {"start_model": str(start), "order": [d.task for d in plan],
               "plan": [d.__dict__ for d in plan], "rows": len(rows),
               "phases": [{"task": d.task, "rows": sum(1 for i in index if i["phase"] == p)}
@@ -233,6 +239,7 @@ def run_curriculum(cfg, progress=print, out: Path | None = None) -> dict:
               "train": res.to_json()}
     write_json(tmp / MARKER, record)
     replace_dir(tmp, final)
+    shutil.rmtree(ckpt, ignore_errors=True)
     if progress:
         progress(f"curriculum: {len(rows)} examples in {record['seconds']:.0f} s -> {final}")
     return record

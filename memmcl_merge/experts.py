@@ -8,7 +8,8 @@ Two layers:
 * :func:`train_experts` trains one expert per task of a run config into ``<output_dir>/experts/<task>``.
   Each expert is a pure function of (config, task) (:func:`train_expert`), so experts can later be
   fanned out one per device. A folder is only ever complete (it has ``memmcl_expert.json``) or
-  absent: training happens in ``.<task>.tmp-<pid>`` next to it, renamed into place at the end.
+  absent: training happens in ``.<task>.tmp-<pid>`` next to it, renamed into place at the end, and a
+  killed training resumes from its newest checkpoint in ``.<task>.checkpoint`` (``checkpoint_minutes``).
 
 The training prompt of a task is built by :func:`memmcl_merge.lm_tasks.build_rows`, the very function
 lm-eval's dataset hook uses, and the completion is ``" " + answer``: the tokens trained on are the
@@ -164,8 +165,10 @@ def build_sft_config(train_cfg: TrainConfig, scratch_dir: str | Path, *, sequent
         shuffle_dataset=False,
         train_sampling_strategy="sequential" if sequential else "random",
         dataset_num_proc=None,
-        # no checkpoints, no trackers, no hub
+        # no scheduled checkpoints (sft_train's timer asks for them; only the newest is kept), no
+        # trackers, no hub
         save_strategy="no",
+        save_total_limit=1,
         eval_strategy="no",
         report_to="none",
         push_to_hub=False,
@@ -319,10 +322,80 @@ def _progress_bars(enabled: bool):
                 m.enable_progress_bar()
 
 
+# ------------------------------------------------------------------------ resumable training
+
+RESUME_STAMP = "memmcl_resume.json"
+
+
+def _timed_checkpoints(minutes: float):
+    """A trainer callback that asks for a checkpoint every ``minutes`` of training (not at the last
+    step, where the model is saved anyway)."""
+    from transformers import TrainerCallback
+
+    class TimedCheckpoints(TrainerCallback):
+        def __init__(self):
+            self.last = time.monotonic()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step < state.max_steps and time.monotonic() - self.last >= minutes * 60:
+                control.should_save = True
+
+        def on_save(self, args, state, control, **kwargs):
+            self.last = time.monotonic()
+
+    return TimedCheckpoints()
+
+
+def _checkpoint_step(folder: Path) -> int:
+    tail = folder.name.rpartition("-")[2]
+    return int(tail) if tail.isdigit() else -1
+
+
+def resume_point(checkpoint_dir: Path, stamp: Mapping[str, Any]) -> Path | None:
+    """The newest complete checkpoint in ``checkpoint_dir`` when it was written by a training of the same
+    ``stamp`` (model, rows, settings); everything else there is removed and the stamp written.
+
+    The trainer writes ``trainer_state.json`` after the weights, optimiser and RNG states, so a folder
+    without it is a save a kill cut short.
+    """
+    from .io import read_json, write_json
+
+    checkpoint_dir = Path(checkpoint_dir)
+    stamp_file = checkpoint_dir / RESUME_STAMP
+    try:
+        same = read_json(stamp_file) == json.loads(json.dumps(stamp))
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        if checkpoint_dir.exists():
+            if any(checkpoint_dir.glob("checkpoint-*")):
+                log.warning("%s holds checkpoints of another training (other model, rows or settings); "
+                            "they are removed", checkpoint_dir)
+            shutil.rmtree(checkpoint_dir)
+        checkpoint_dir.mkdir(parents=True)
+        write_json(stamp_file, dict(stamp))
+        return None
+    complete = [p for p in checkpoint_dir.glob("checkpoint-*")
+                if _checkpoint_step(p) >= 0 and (p / "trainer_state.json").is_file()]
+    newest = max(complete, key=_checkpoint_step, default=None)
+    for p in checkpoint_dir.glob("checkpoint-*"):
+        if p != newest:
+            shutil.rmtree(p, ignore_errors=True)
+    return newest
+
+
+def _model_signature(path: str) -> list:
+    """Names, sizes and modification times of a model folder's files: a changed model is a new one."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return [path]
+    return sorted([p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in folder.iterdir() if p.is_file())
+
+
 def sft_train(model: str | PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None,
               train_rows: Sequence[Mapping[str, str]], train_cfg: TrainConfig, out_dir: str | Path | None, *,
               sequential: bool = False, progress: bool = True, scratch_dir: str | Path | None = None,
-              callbacks: Sequence[Any] = ()) -> SFTResult:
+              checkpoint_dir: str | Path | None = None, callbacks: Sequence[Any] = ()) -> SFTResult:
     """Supervised fine-tuning on prompt/completion rows with TRL, LoRA merged back (or full FT).
 
     * ``model``: a model reference (resolved with :func:`memmcl_merge.models.resolve_model`) or a model
@@ -335,10 +408,34 @@ def sft_train(model: str | PreTrainedModel, tokenizer: PreTrainedTokenizerBase |
     * ``out_dir``: where the plain safetensors folder + tokenizer goes (``None``: not saved). Only the
       main process writes it when launched with ``accelerate launch``. Checkpoints and logs of the
       trainer go to ``scratch_dir`` (a temporary folder by default), never to ``out_dir``.
+    * ``checkpoint_dir``: makes the training resumable. Every ``train_cfg.checkpoint_minutes`` a
+      checkpoint is saved there (the newest one kept), and a call with the same model reference, rows
+      and settings continues from the newest complete one (:func:`resume_point`). The caller removes
+      the folder once the output is safely in place. Needs a model reference and one process.
     """
+    from .config import without_operational
+
     t0 = time.perf_counter()
     precision = resolve_precision(train_cfg)
     data_hash = rows_sha256(train_rows)
+    resume_from = None
+    if checkpoint_dir is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        log.warning("training checkpoints are off under a multi-process launch")
+        checkpoint_dir = None
+    if checkpoint_dir is not None and train_cfg.checkpoint_minutes > 0:
+        if not isinstance(model, (str, os.PathLike)):
+            raise ValueError("a resumable training (checkpoint_dir) needs a model reference, not a model object")
+        from .models import resolve_model
+
+        path = resolve_model(str(model))
+        stamp = {"model": path, "model_files": _model_signature(path), "rows_sha256": data_hash,
+                 "sequential": sequential, "precision": precision,
+                 "train": without_operational(train_cfg.model_dump(mode="json"))}
+        resume_from = resume_point(Path(checkpoint_dir), stamp)
+        scratch_dir = checkpoint_dir
+        callbacks = [*callbacks, _timed_checkpoints(train_cfg.checkpoint_minutes)]
+        if resume_from is not None and progress:
+            print(f"[memmcl] resuming the training from {resume_from}", file=sys.stderr, flush=True)
     with contextlib.ExitStack() as stack:
         if scratch_dir is None:
             scratch_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="memmcl-sft-",
@@ -348,7 +445,7 @@ def sft_train(model: str | PreTrainedModel, tokenizer: PreTrainedTokenizerBase |
         trainer, dropped = make_trainer(model, tokenizer, train_rows, train_cfg, scratch,
                                         sequential=sequential, progress=progress, callbacks=callbacks)
         tokenizer = trainer.processing_class
-        out = trainer.train()
+        out = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         trained = trainer.model
         if train_cfg.method == "lora":
             trained = trained.merge_and_unload()
@@ -386,6 +483,11 @@ def sft_train(model: str | PreTrainedModel, tokenizer: PreTrainedTokenizerBase |
 
 def expert_folder(cfg: RunConfig, task: str) -> Path:
     return cfg.experts_dir / task.removeprefix("sentiment_")
+
+
+def checkpoint_folder(cfg: RunConfig, task: str) -> Path:
+    """Where the training checkpoints of a task's expert wait until the expert is complete."""
+    return cfg.experts_dir / f".{task.removeprefix('sentiment_')}.checkpoint"
 
 
 def is_complete(folder: Path) -> bool:
@@ -537,10 +639,12 @@ def train_expert(cfg: RunConfig, task: str, *, base_path: str | None = None,
     base = base_scores(spec) if (base_scores and main) else None
 
     tmp = cfg.experts_dir / f".{spec.name}{_TMP_INFIX}{os.getpid()}"
+    ckpt = checkpoint_folder(cfg, spec.name)  # survives a kill, unlike tmp: the training resumes from it
     _say(progress, f"{spec.name}: training on {len(rows)} examples ({train_cfg.method}, "
                    f"lr {train_cfg.learning_rate:g}, batch {train_cfg.batch_size})")
     try:
-        res = sft_train(base_path, None, rows, train_cfg, tmp, sequential=False, progress=progress)
+        res = sft_train(base_path, None, rows, train_cfg, tmp, sequential=False, progress=progress,
+                        checkpoint_dir=ckpt)
         record: dict[str, Any] = {
             "task": spec.name,
             "lm_eval_task": spec.lm_eval_name,
@@ -577,6 +681,7 @@ def train_expert(cfg: RunConfig, task: str, *, base_path: str | None = None,
                 shutil.rmtree(tmp, ignore_errors=True)
                 return ExpertResult(spec.name, folder, True, read_json(folder / MARKER))
             replace_dir(tmp, folder)
+            shutil.rmtree(ckpt, ignore_errors=True)
         before = f"{base['score']:.3f}" if base else "n/a"
         after = f"{record['dev']['expert']['score']:.3f}" if "dev" in record else "n/a"
         _say(progress, f"{spec.name}: {res.num_examples} examples, {res.steps} steps, "

@@ -280,3 +280,76 @@ def test_training_rows_follow_the_sampling_setting(sampling):
     share = pool["offensive"] / sum(pool.values())
     want = 12 if sampling == "balanced" else round(24 * share)
     assert len(rows) == 24 and got["offensive"] == want, (got, want, share)
+
+
+# (5) a killed training resumes from its newest checkpoint ---------------------------------------------
+class _Killed(Exception):
+    pass
+
+
+def _kill_at(step: int):
+    from transformers import TrainerCallback
+
+    class KillAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == step:
+                raise _Killed(step)
+
+    return KillAt()
+
+
+def _step_counter():
+    from transformers import TrainerCallback
+
+    class Count(TrainerCallback):
+        steps = 0
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.steps += 1
+
+    return Count()
+
+
+@pytest.mark.parametrize("method,sequential", [("lora", True), ("full", False)])
+def test_a_killed_training_resumes_from_its_checkpoint_to_the_uninterrupted_result(
+        tmp_path, tiny_base_dir, method, sequential):
+    # dropout on, so the restored RNG state matters as well as the weights, optimiser and schedule
+    train = LORA.model_copy(update={"method": method, "learning_rate": 3e-3, "max_examples": 48,
+                                    "batch_size": 4, "lora": LoraConfig(r=4, alpha=8, dropout=0.1),
+                                    "checkpoint_minutes": 1e-9})  # a checkpoint after every step
+    rows = ex.task_train_rows(TASK, "embedded", train)
+    whole = ex.sft_train(str(tiny_base_dir), None, rows, train, None, sequential=sequential, progress=False)
+    assert whole.steps == 12
+
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(_Killed):
+        ex.sft_train(str(tiny_base_dir), None, rows, train, None, sequential=sequential, progress=False,
+                     checkpoint_dir=ckpt, callbacks=[_kill_at(7)])
+    # killed in step 7 before its save: step 6's checkpoint is the newest, and only it is kept
+    assert sorted(p.name for p in ckpt.glob("checkpoint-*")) == ["checkpoint-6"]
+    (ckpt / "checkpoint-9").mkdir()  # a save cut short by the kill (no trainer_state.json): ignored
+    counter = _step_counter()
+    resumed = ex.sft_train(str(tiny_base_dir), None, rows, train, None, sequential=sequential, progress=False,
+                           checkpoint_dir=ckpt, callbacks=[counter])
+    assert counter.steps == 6  # it trained steps 7-12 only
+    assert resumed.steps == 12 and not (ckpt / "checkpoint-9").exists()
+    assert [s for s, _ in resumed.loss_history] == list(range(1, 13))  # steps 1-6 logged before the kill
+    a, b = whole.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys()
+    assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) < 1e-5
+    moved = max((a[k].float() - v.float()).abs().max().item()
+                for k, v in ex._load(str(tiny_base_dir), "fp32", "full")[0].state_dict().items())
+    assert moved > 1e-3  # the training did change the weights, so equality above means something
+
+    # other settings: the old checkpoints are not resumed from, they are removed
+    other = train.model_copy(update={"learning_rate": 1e-3})
+    with pytest.raises(_Killed):
+        ex.sft_train(str(tiny_base_dir), None, rows, other, None, sequential=sequential, progress=False,
+                     checkpoint_dir=ckpt, callbacks=[_kill_at(2)])
+    assert sorted(p.name for p in ckpt.glob("checkpoint-*")) == ["checkpoint-1"]
+    # the checkpoint interval is not a training setting: changing it keeps the checkpoints
+    slower = other.model_copy(update={"checkpoint_minutes": 30.0})
+    counter = _step_counter()
+    res = ex.sft_train(str(tiny_base_dir), None, rows, slower, None, sequential=sequential, progress=False,
+                       checkpoint_dir=ckpt, callbacks=[counter])
+    assert res.steps == 12 and counter.steps == 11

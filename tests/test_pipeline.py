@@ -278,6 +278,42 @@ def test_a_finished_curriculum_with_other_settings_is_refused_not_reused(tmp_pat
     edited = cfg.model_copy(update={"curriculum": cfg.curriculum.model_copy(update={"passes": (1.0, 1.0)})})
     with pytest.raises(ValueError, match=r"trained with other settings \(differs in: passes\)"):
         run_curriculum(edited, progress=None, out=done)
+    # how often the training checkpoints is not how it trains: the model is still this one
+    train = cfg.curriculum.train.model_copy(update={"checkpoint_minutes": 0.5})
+    timed = cfg.model_copy(update={"curriculum": cfg.curriculum.model_copy(update={"train": train})})
+    assert run_curriculum(timed, progress=None, out=done) == json.loads(json.dumps(record))
+
+
+def test_a_killed_curriculum_training_resumes_from_its_checkpoint_and_cleans_it_up(tmp_path, tiny_base_dir,
+                                                                                   monkeypatch):
+    from transformers import TrainerCallback
+
+    from memmcl_merge import experts
+    from memmcl_merge.curriculum import run_curriculum
+
+    cfg = RunConfig(tasks=["tweet_offensive", "sst2"], data="embedded", output_dir=str(tmp_path / "run"),
+                    curriculum={"start_model": str(tiny_base_dir), "passes": [1, 1],
+                                "train": {"method": "full", "max_examples": 12, "batch_size": 4,
+                                          "save_dtype": "float32", "checkpoint_minutes": 1e-9}})
+    out, ckpt = tmp_path / "run" / "final", tmp_path / "run" / ".final.checkpoint"
+    steps = []
+
+    class Watch(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            steps.append(state.global_step)
+            if kill_at and state.global_step == kill_at:
+                raise KeyboardInterrupt
+
+    real = experts.sft_train
+    monkeypatch.setattr(experts, "sft_train", lambda *a, **kw: real(*a, **kw, callbacks=[Watch()]))
+    kill_at = 4
+    with pytest.raises(KeyboardInterrupt):
+        run_curriculum(cfg, progress=None)
+    assert not out.exists() and (ckpt / "checkpoint-3" / "trainer_state.json").is_file()
+    kill_at, steps[:] = None, []
+    record = run_curriculum(cfg, progress=None)
+    assert steps == [4, 5, 6] and record["train"]["steps"] == 6  # 24 rows, batches of 4, from step 4
+    assert (out / "config.json").is_file() and not ckpt.exists()
 
 
 def test_with_a_blend_the_final_model_is_the_blend_and_the_report_shows_its_alphas(tmp_path):
