@@ -46,10 +46,13 @@ def main(argv=None) -> None:
     cfg = cfg.model_copy(update={"curriculum": curriculum})
     out = cfg.output_dir / "variants" / rb.variant_slug(args.name)
     # same start model and plan as the benchmark's curriculum; a model trained by an interrupted
-    # call is reused, and its record keeps the training seconds
-    build = run_curriculum(cfg, out=out)["seconds"]
+    # call is reused, and its record keeps the training seconds (of the part after the checkpoint, when
+    # a killed training was resumed: the row says from which step)
+    record = run_curriculum(cfg, out=out)
+    resumed = record["train"].get("resumed_from_step")
     scored = rb.score_model(str(out), str(args.data.resolve()), "test_500", args.limit, tasks="all")
-    res.put(args.name, {"model": str(out), "build_seconds": build, "overrides": args.overrides, **scored})
+    res.put(args.name, {"model": str(out), "build_seconds": record["seconds"], "overrides": args.overrides,
+                        **({"build_resumed_from_step": resumed} if resumed else {}), **scored})
     print(args.name, scored["means"])
 
 

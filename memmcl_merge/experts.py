@@ -271,6 +271,8 @@ class SFTResult:
     data_sha256: str
     loss_history: list[list] = field(default_factory=list)
     out_dir: str | None = None
+    # the step of the checkpoint a killed training continued from (its times cover the rest only)
+    resumed_from_step: int | None = None
     model: Any = field(default=None, repr=False)
     tokenizer: Any = field(default=None, repr=False)
 
@@ -473,6 +475,7 @@ def sft_train(model: str | PreTrainedModel, tokenizer: PreTrainedTokenizerBase |
             data_sha256=data_hash,
             loss_history=losses,
             out_dir=str(out_dir) if out_dir is not None else None,
+            resumed_from_step=_checkpoint_step(resume_from) if resume_from else None,
             model=trained,
             tokenizer=tokenizer,
         )
@@ -661,6 +664,7 @@ def train_expert(cfg: RunConfig, task: str, *, base_path: str | None = None,
             "train_loss": res.train_loss,
             "loss_history": res.loss_history,
             "train_runtime_s": res.train_runtime_s,
+            "resumed_from_step": res.resumed_from_step,
             "examples_per_s": res.examples_per_s,
             "method": res.method,
             "precision": res.precision,

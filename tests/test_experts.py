@@ -331,7 +331,8 @@ def test_a_killed_training_resumes_from_its_checkpoint_to_the_uninterrupted_resu
     counter = _step_counter()
     resumed = ex.sft_train(str(tiny_base_dir), None, rows, train, None, sequential=sequential, progress=False,
                            checkpoint_dir=ckpt, callbacks=[counter])
-    assert counter.steps == 6  # it trained steps 7-12 only
+    assert counter.steps == 6 and resumed.resumed_from_step == 6  # it trained steps 7-12 only
+    assert whole.resumed_from_step is None
     assert resumed.steps == 12 and not (ckpt / "checkpoint-9").exists()
     assert [s for s, _ in resumed.loss_history] == list(range(1, 13))  # steps 1-6 logged before the kill
     a, b = whole.model.state_dict(), resumed.model.state_dict()

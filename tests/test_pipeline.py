@@ -313,6 +313,7 @@ def test_a_killed_curriculum_training_resumes_from_its_checkpoint_and_cleans_it_
     kill_at, steps[:] = None, []
     record = run_curriculum(cfg, progress=None)
     assert steps == [4, 5, 6] and record["train"]["steps"] == 6  # 24 rows, batches of 4, from step 4
+    assert record["train"]["resumed_from_step"] == 3
     assert (out / "config.json").is_file() and not ckpt.exists()
 
 
