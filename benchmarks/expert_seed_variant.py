@@ -23,7 +23,7 @@ def main(argv=None) -> None:
     args = rb.variant_args(__doc__, argv, results="expert_seeds")
     args.overrides = [int(s) for s in args.overrides]
 
-    from memmcl_merge.experts import sft_train, task_train_rows
+    from memmcl_merge.experts import checkpoint_beside, sft_train, task_train_rows
     from memmcl_merge.tasks import get_task
 
     task = get_task(args.name).name  # an unknown task fails here, naming the known ones
@@ -41,7 +41,7 @@ def main(argv=None) -> None:
         train = cfg.experts.train.model_copy(update={"seed": seed})
         out = cfg.output_dir / "variants" / f"expert_{task}_seed_{seed}"
         if not (out / "config.json").is_file():
-            tmp, ckpt = out.with_name(f".{out.name}.tmp"), out.with_name(f".{out.name}.checkpoint")
+            tmp, ckpt = out.with_name(f".{out.name}.tmp"), checkpoint_beside(out)
             trained = sft_train(cfg.base_model, None, rows, train, tmp, checkpoint_dir=ckpt)
             tmp.replace(out)
             shutil.rmtree(ckpt, ignore_errors=True)

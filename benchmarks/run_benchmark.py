@@ -439,7 +439,7 @@ def multitask_sft(cfg, sampling: str | None = None, seed: int | None = None, epo
     longer: same data, more compute)."""
     import random
 
-    from memmcl_merge.experts import sft_train, task_train_rows
+    from memmcl_merge.experts import checkpoint_beside, sft_train, task_train_rows
 
     train = cfg.experts.train if sampling is None else cfg.experts.train.model_copy(update={"sampling": sampling})
     if epochs is not None:
@@ -453,7 +453,7 @@ def multitask_sft(cfg, sampling: str | None = None, seed: int | None = None, epo
     random.Random(cfg.seed if seed is None else seed).shuffle(rows)
     if seed is not None:
         train = train.model_copy(update={"seed": seed})
-    tmp, ckpt = target.with_name(f".{target.name}.tmp"), target.with_name(f".{target.name}.checkpoint")
+    tmp, ckpt = target.with_name(f".{target.name}.tmp"), checkpoint_beside(target)
     sft_train(cfg.base_model, None, rows, train, tmp, checkpoint_dir=ckpt)  # a killed run resumes
     tmp.replace(target)
     shutil.rmtree(ckpt, ignore_errors=True)

@@ -198,7 +198,7 @@ def run_curriculum(cfg, progress=print, out: Path | None = None) -> dict:
     """Train the merged model easy -> hard into ``out`` (default ``<output_dir>/final``), complete or
     absent."""
     from .config import changed_settings
-    from .experts import sft_train
+    from .experts import checkpoint_beside, sft_train
     from .io import read_json, replace_dir, write_json
 
     work, final = curriculum_dir(cfg), Path(out) if out is not None else curriculum_model_dir(cfg)
@@ -227,8 +227,7 @@ def run_curriculum(cfg, progress=print, out: Path | None = None) -> dict:
         shutil.rmtree(stale, ignore_errors=True)  # a killed run's half-written model
     tmp = work / f".model.tmp-{os.getpid()}"
     t0 = time.perf_counter()
-    # beside the output, so each output (benchmark variants of one run too) resumes its own training
-    ckpt = final.parent / f".{final.name}.checkpoint"
+    ckpt = checkpoint_beside(final)  # each output (benchmark variants of one run too) resumes its own
     res = sft_train(str(start), None, rows, cfg.curriculum.train, tmp, sequential=True, progress=bool(progress),
                     checkpoint_dir=ckpt)
     record = {"start_model": str(start), "order": [d.task for d in plan],

@@ -47,6 +47,7 @@ __all__ = [
     "ExpertResult",
     "SFTResult",
     "build_sft_config",
+    "checkpoint_beside",
     "expert_folder",
     "is_complete",
     "make_trainer",
@@ -386,6 +387,13 @@ def resume_point(checkpoint_dir: Path, stamp: Mapping[str, Any]) -> Path | None:
     return newest
 
 
+def checkpoint_beside(out: str | Path) -> Path:
+    """Where the checkpoints of the training that makes ``out`` wait until ``out`` is in place:
+    ``.<name>.checkpoint`` beside it, so every output resumes its own training."""
+    out = Path(out)
+    return out.with_name(f".{out.name}.checkpoint")
+
+
 def _model_signature(path: str) -> list:
     """Names, sizes and modification times of a model folder's files: a changed model is a new one."""
     folder = Path(path)
@@ -486,11 +494,6 @@ def sft_train(model: str | PreTrainedModel, tokenizer: PreTrainedTokenizerBase |
 
 def expert_folder(cfg: RunConfig, task: str) -> Path:
     return cfg.experts_dir / task.removeprefix("sentiment_")
-
-
-def checkpoint_folder(cfg: RunConfig, task: str) -> Path:
-    """Where the training checkpoints of a task's expert wait until the expert is complete."""
-    return cfg.experts_dir / f".{task.removeprefix('sentiment_')}.checkpoint"
 
 
 def is_complete(folder: Path) -> bool:
@@ -642,7 +645,7 @@ def train_expert(cfg: RunConfig, task: str, *, base_path: str | None = None,
     base = base_scores(spec) if (base_scores and main) else None
 
     tmp = cfg.experts_dir / f".{spec.name}{_TMP_INFIX}{os.getpid()}"
-    ckpt = checkpoint_folder(cfg, spec.name)  # survives a kill, unlike tmp: the training resumes from it
+    ckpt = checkpoint_beside(folder)  # survives a kill, unlike tmp: the training resumes from it
     _say(progress, f"{spec.name}: training on {len(rows)} examples ({train_cfg.method}, "
                    f"lr {train_cfg.learning_rate:g}, batch {train_cfg.batch_size})")
     try:
