@@ -676,6 +676,28 @@ OPT_IN = ("multitask SFT, proportional training rows", "multitask SFT, training 
 CORE = (*COMPARED, "MEM-MCL stage 2", OURS)
 
 
+def multitask_variants(rows: dict) -> dict[str, list[str]]:
+    """The multitask SFT comparators of a results file besides its one run: name -> the runs it
+    averages. Its seed mean (the one-epoch run with its other training seeds); each longer run
+    (more passes over the same rows: the compute-matched comparator of runs whose experts trained
+    longer), and its seed mean where other seeds were measured (a file of some seeds only, e.g. a
+    calibrated one of the models still on disk, pools those); each soup (soup_variant.py, the
+    comparator of a MEM-MCL soup of as many runs)."""
+    out = {}
+    seeds = [n for n in rows if n.startswith("multitask SFT, training seed")]
+    if seeds and "multitask SFT" in rows:
+        out[f"multitask SFT, mean of {len(seeds) + 1} training seeds"] = ["multitask SFT", *seeds]
+    longer = sorted({m.group(1) for n in rows
+                     if (m := re.fullmatch(r"(multitask SFT, [\d.]+ epochs)(, training seed \d+)?", n))})
+    out.update({n: [n] for n in longer if n in rows})
+    out.update({n: [n] for n in rows if n.startswith("multitask SFT") and ", soup of " in n})
+    for n in longer:
+        pool = [*([n] if n in rows else []), *(m for m in rows if m.startswith(f"{n}, training seed "))]
+        if len(pool) > 1:
+            out[f"{n}, mean of {len(pool)} training seeds"] = pool
+    return out
+
+
 def _own_experts(rows: dict) -> dict:
     """Task -> the record of ``expert:<task> (own task)`` in a results file's systems."""
     return {k.split(":", 1)[1].removesuffix(" (own task)"): v for k, v in rows.items() if k.startswith("expert:")}
@@ -763,31 +785,14 @@ def step_bar(args) -> None:
     if len(runs) > 1:
         candidates[f"mean of {len(runs)} runs"] = {t: sum(c[t] for c in candidates.values()) / len(runs) for t in tasks}
     compared = {o: scores_of(o) for o in COMPARED if o in rows}
-    # the multitask SFT's own spread: its runs with other training seeds, averaged with it
-    seeds = [n for n in rows if n.startswith("multitask SFT, training seed")]
-    seed_mean = None
-    pools = {}  # a comparator's mean over training seeds -> the runs it averages (for seed_tests)
 
     def mean_of(pool):
         return {t: sum(rows[n]["scores"][t]["score"] for n in pool) / len(pool) for t in tasks}
 
-    if seeds and "multitask SFT" in rows:
-        seed_mean = f"multitask SFT, mean of {len(seeds) + 1} training seeds"
-        pools[seed_mean] = ["multitask SFT", *seeds]
-        compared[seed_mean] = mean_of(pools[seed_mean])
-    # the multitask SFT with more passes over the same rows: the compute-matched comparator of runs
-    # whose experts trained longer
-    longer = {m.group(1) for n in rows if (m := re.fullmatch(r"(multitask SFT, [\d.]+ epochs)(, training seed \d+)?", n))}
-    compared.update({n: scores_of(n) for n in longer if n in rows})
-    # a weight-space average of multitask SFT runs (soup_variant.py): the comparator of a MEM-MCL soup
-    # of as many runs (the same training compute)
-    compared.update({n: scores_of(n) for n in rows if n.startswith("multitask SFT") and ", soup of " in n})
-    for n in sorted(longer):  # ... averaged with its runs on other training seeds, where measured (a
-        # file of some seeds only, e.g. a calibrated one of the models still on disk, pools those)
-        pool = [*([n] if n in rows else []), *(m for m in rows if m.startswith(f"{n}, training seed "))]
-        if len(pool) > 1:
-            pools[f"{n}, mean of {len(pool)} training seeds"] = pool
-            compared[f"{n}, mean of {len(pool)} training seeds"] = mean_of(pool)
+    variants = multitask_variants(rows)
+    compared.update({n: mean_of(pool) for n, pool in variants.items()})
+    pools = {n: pool for n, pool in variants.items() if len(pool) > 1}  # for seed_tests
+    seed_mean = next((n for n in pools if n.startswith("multitask SFT, mean of")), None)
     held = {n: _held_to(rows, n) for n in runs}
     # the mean over runs is held to their experts when they share them
     if len(runs) > 1 and all(held[n] == held[runs[0]] for n in runs):
@@ -839,6 +844,69 @@ def step_bar(args) -> None:
     out_name = getattr(args, "bar_out", "") or f"{args.results}_bar{suffix}"
     write_json(RESULTS / f"{out_name}.json", {"only": args.only, "tasks": tasks, "compared_means": compared_means,
                                               "runs": out})
+
+
+def step_paired(args) -> None:
+    """A paired bootstrap over the test rows (benchmarks/paired.py) for the MEM-MCL runs ``--only``
+    selects, as one system (their mean), against each multitask SFT comparator of the file (its seed
+    means, longer runs and soups), on the tasks whose per-row answers the file keeps (a calibrated
+    one: ``pred``, or ``pred_raw`` with ``--score-field raw``; the ASTE generations are not kept).
+    Once over the rows alone, once over the rows and the runs on each side, and our share of each
+    own expert's score. Writes results/<results>_paired[_<field>].json (or ``--bar-out``); runs no
+    model."""
+    import numpy as np
+    from paired import paired_bootstrap
+
+    from memmcl_merge.io import read_json, write_json
+    from memmcl_merge.tasks import get_task
+
+    rows = read_json(RESULTS / f"{args.results}.json")["systems"]
+    field = getattr(args, "score_field", "score")
+    key = "pred" if field == "score" else f"pred_{field}"
+    runs = [n for n in rows if "MEM-MCL" in n and args.only and _selected(args, n)]
+    if not runs:
+        raise SystemExit(f"--only {args.only!r} selects no MEM-MCL run of results/{args.results}.json")
+    tasks = [t for t, v in rows[runs[0]]["scores"].items() if key in v]
+    if not tasks:
+        raise SystemExit(f"results/{args.results}.json keeps no per-row answers ({key!r}) for {runs[0]!r}; "
+                         "the calibrate step writes them")
+
+    def answers(name, among=tasks):
+        missing = [t for t in among if key not in rows[name]["scores"].get(t, {})]
+        if missing:
+            raise SystemExit(f"{name!r} has no per-row answers ({key!r}) for {', '.join(missing)}")
+        return {t: (np.array([int(c) for c in rows[name]["scores"][t]["gold"]]),
+                    np.array([int(c) for c in rows[name]["scores"][t][key]])) for t in among}
+
+    ours = [answers(n) for n in runs]
+    experts = {t: answers(rec_name, [t])[t] for t in tasks
+               if (rec_name := f"expert:{t} (own task)") in rows and key in rows[rec_name]["scores"].get(t, {})}
+    metrics = {t: get_task(t).metric for t in tasks}
+    versus = multitask_variants(rows)
+    if "multitask SFT" in rows:
+        versus = {"multitask SFT": ["multitask SFT"], **versus}
+    if not versus:
+        raise SystemExit(f"results/{args.results}.json has no multitask SFT to compare with")
+    out = {}
+    for name, pool in versus.items():
+        theirs = [answers(n) for n in pool]
+        out[name] = {"theirs": pool, **{how: paired_bootstrap(ours, theirs, metrics, resamples=args.resamples,
+                                                              seeds_too=how == "rows_and_runs",
+                                                              experts=experts if how == "rows" else None)
+                                        for how in ("rows", "rows_and_runs")}}
+        for how in ("rows", "rows_and_runs"):
+            r = out[name][how]
+            print(f"{len(runs)} run(s) against {name} ({len(pool)}), resampling the {how.replace('_', ' ')}: "
+                  f"won {r['wins']}, lost {r['losses']}, {r['ties']} of {len(tasks)} within the interval; mean over "
+                  f"these tasks {r['mean']['difference']:+.4f} [{r['mean']['low']:+.4f}, {r['mean']['high']:+.4f}], "
+                  f"p {r['mean']['p']:.3f}")
+    shares = next(iter(out.values()))["rows"].get("expert_shares", {})
+    if shares:
+        print("share of the own expert (95% interval; share of resamples under 95%): " + ", ".join(
+            f"{t} {v['share']:.3f} [{v['low']:.3f}, {v['high']:.3f}; {v['under_keep']:.2f}]" for t, v in shares.items()))
+    suffix = "" if field == "score" else f"_{field}"
+    write_json(RESULTS / f"{getattr(args, 'bar_out', '') or f'{args.results}_paired{suffix}'}.json",
+               {"only": args.only, "runs": runs, "field": key, "tasks": tasks, "against": out})
 
 
 ALPHA = 0.05
@@ -975,7 +1043,7 @@ def _chart(means: dict, path: Path) -> None:
     plt.close(fig)
 
 
-STEPS = {"adopt": step_adopt, "answer_window": step_answer_window, "label_shares": step_label_shares, "calibrate": step_calibrate, "report": step_report, "bar": step_bar, "pipeline": step_pipeline, "speed": step_speed, "zero_shot": step_zero_shot, "experts": step_experts, "evolve": step_evolve, "systems": step_systems}
+STEPS = {"adopt": step_adopt, "answer_window": step_answer_window, "label_shares": step_label_shares, "calibrate": step_calibrate, "report": step_report, "bar": step_bar, "paired": step_paired, "pipeline": step_pipeline, "speed": step_speed, "zero_shot": step_zero_shot, "experts": step_experts, "evolve": step_evolve, "systems": step_systems}
 
 
 def main(argv=None) -> None:
@@ -1007,6 +1075,7 @@ def main(argv=None) -> None:
                    "'score' (e.g. 'raw' of a calibrated file); writes results/<results>_bar_<field>.json.")
     p.add_argument("--bar-out", default="", help="bar: write results/<NAME>.json instead (another selection of the "
                    "same results file beside the first).")
+    p.add_argument("--resamples", type=int, default=2000, help="paired: bootstrap resamples of the test rows.")
     p.add_argument("--calibration", default=METHODS[0], choices=METHODS,
                    help="calibrate: how the label offsets are fitted (memmcl_merge/calibration.py).")
     p.add_argument("--fit-split", default="dev", help="calibrate: the split the label offsets are fitted on.")
@@ -1015,7 +1084,7 @@ def main(argv=None) -> None:
                    help="rows per scoring batch (16 suits a 2-core CPU; 64 or more a GPU).")
     args = p.parse_args(argv)
     SCORE_BATCH_SIZE = args.batch_size
-    if args.step not in ("pipeline", "speed", "report", "bar", "adopt") and not (args.data / "tasks.json").is_file():
+    if args.step not in ("pipeline", "speed", "report", "bar", "paired", "adopt") and not (args.data / "tasks.json").is_file():
         sys.exit(f"no benchmark data at {args.data} (expected the ../shared/data layout with tasks.json)")
     STEPS[args.step](args)
 
