@@ -5,7 +5,9 @@ Every system is scored on the same rows, so one resample of the rows (drawn with
 scored for every system at once and the difference kept; the spread of those differences is the
 sampling error of the test set the seed test (run_benchmark.py ``seed_test``) leaves out. A system of
 several runs (training seeds) is their mean on each resample; with ``seeds_too`` each resample also
-draws its runs with replacement, so the interval holds both the rows' and the seeds' error.
+draws its runs with replacement (the same runs for every task: a run is one model), so the interval
+holds both the rows' and the seeds' error. With 2-3 runs a side that draw understates the seed spread
+a little (by a factor (k-1)/k in variance), so those intervals err on the narrow side.
 
 Scores per resample come from per-label counts weighted by how often each row was drawn, so 2000
 resamples of 500 rows cost a few matrix products per task instead of a million metric calls.

@@ -1072,9 +1072,10 @@ def main(argv=None) -> None:
     p.add_argument("--expert-seeds", default="", help="bar: a results file of benchmarks/expert_seed_variant.py; the "
                    "95%% half is also judged against each re-seeded expert's mean over its seeds.")
     p.add_argument("--score-field", default="score", help="bar: read this field of each task's scores instead of "
-                   "'score' (e.g. 'raw' of a calibrated file); writes results/<results>_bar_<field>.json.")
-    p.add_argument("--bar-out", default="", help="bar: write results/<NAME>.json instead (another selection of the "
-                   "same results file beside the first).")
+                   "'score' (e.g. 'raw' of a calibrated file); writes results/<results>_bar_<field>.json. paired: "
+                   "'raw' reads the uncorrected per-row answers (pred_raw), into <results>_paired_raw.json.")
+    p.add_argument("--bar-out", default="", help="bar, paired: write results/<NAME>.json instead (another "
+                   "selection of the same results file beside the first).")
     p.add_argument("--resamples", type=int, default=2000, help="paired: bootstrap resamples of the test rows.")
     p.add_argument("--calibration", default=METHODS[0], choices=METHODS,
                    help="calibrate: how the label offsets are fitted (memmcl_merge/calibration.py).")
