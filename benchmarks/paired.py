@@ -60,42 +60,61 @@ def _side(runs: Sequence[Mapping[str, Answers]], pick: np.ndarray, task: str, me
     return scores[pick.T, np.arange(len(counts))].mean(axis=0), float(on_test)
 
 
+def _resamples(rng: np.random.Generator, gold: np.ndarray, resamples: int) -> np.ndarray:
+    """How often each test row is drawn, per resample (resamples x rows)."""
+    return rng.multinomial(len(gold), np.full(len(gold), 1 / len(gold)), size=resamples)
+
+
+def _same_rows(task: str, gold: np.ndarray, runs) -> None:
+    if any(not np.array_equal(run[task][0], gold) for run in runs):
+        raise ValueError(f"{task}: the systems were not scored on the same rows (gold labels differ)")
+
+
 def paired_bootstrap(ours: Sequence[Mapping[str, Answers]], theirs: Sequence[Mapping[str, Answers]],
                      metrics: Mapping[str, str], resamples: int = 2000, seed: int = 0, seeds_too: bool = False,
-                     level: float = 0.95, experts: Mapping[str, Answers] | None = None, keep: float = 0.95) -> dict:
+                     level: float = 0.95) -> dict:
     """Ours (runs: task -> answers) against theirs on every task of ``metrics`` (task -> metric):
     per task and for the mean over these tasks the observed difference of the run means, its
-    ``level`` interval and a two-sided p. A task is won or lost where the interval leaves out 0.
-    With ``experts`` (task -> the expert's answers on its own task), also our mean over runs as a
-    share of the expert's score per task, with its interval and the share of resamples under
-    ``keep``."""
+    ``level`` interval and a two-sided p. A task is won or lost where the interval leaves out 0."""
     if not ours or not theirs:
         raise ValueError(f"a paired bootstrap needs runs on both sides, not {len(ours)} against {len(theirs)}")
     rng = np.random.default_rng(seed)
     picks = [rng.integers(0, len(side), size=(resamples, len(side))) if seeds_too
              else np.tile(np.arange(len(side)), (resamples, 1)) for side in (ours, theirs)]
-    per_task, overall, shares = {}, [], {}
+    per_task, overall = {}, []
     for task, metric in metrics.items():
         gold = ours[0][task][0]
-        golds = [run[task][0] for run in (*ours, *theirs)] + ([experts[task][0]] if experts and task in experts else [])
-        if any(not np.array_equal(g, gold) for g in golds):
-            raise ValueError(f"{task}: the systems were not scored on the same rows (gold labels differ)")
-        counts = rng.multinomial(len(gold), np.full(len(gold), 1 / len(gold)), size=resamples)
+        _same_rows(task, gold, (*ours, *theirs))
+        counts = _resamples(rng, gold, resamples)
         (a, a0), (b, b0) = (_side(side, pick, task, metric, counts) for side, pick in zip((ours, theirs), picks))
         per_task[task] = _interval(a - b, a0 - b0, level)
         overall.append((a - b, a0 - b0))
-        if experts and task in experts:
-            e, e0 = _side([experts], np.zeros((resamples, 1), dtype=int), task, metric, counts)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                ratio = np.where(e > 0, a / e, np.inf)
-            lo, hi = np.quantile(ratio, [(1 - level) / 2, (1 + level) / 2])
-            shares[task] = {"share": round(a0 / e0, 4) if e0 else None, "low": round(float(lo), 4),
-                            "high": round(float(hi), 4), "under_keep": round(float(np.mean(ratio < keep)), 4)}
     won = [t for t, v in per_task.items() if v["low"] > 0]
     lost = [t for t, v in per_task.items() if v["high"] < 0]
     mean = _interval(np.mean([d for d, _ in overall], axis=0), float(np.mean([o for _, o in overall])), level)
-    out = {"resamples": resamples, "seeds_too": seeds_too, "level": level, "per_task": per_task, "wins": won,
-           "losses": lost, "ties": len(per_task) - len(won) - len(lost), "mean": mean}
-    if experts:
-        out["expert_shares"] = shares
-    return out
+    return {"resamples": resamples, "seeds_too": seeds_too, "level": level, "per_task": per_task, "wins": won,
+            "losses": lost, "ties": len(per_task) - len(won) - len(lost), "mean": mean}
+
+
+def expert_shares(ours: Sequence[Mapping[str, Answers]], experts: Mapping[str, Answers], metrics: Mapping[str, str],
+                  resamples: int = 2000, seed: int = 0, level: float = 0.95, keep: float = 0.95) -> dict:
+    """Per task of ``metrics`` that ``experts`` (task -> the expert's answers on its own task) holds:
+    our mean over runs as a share of the expert's score, its ``level`` interval over resamples of the
+    rows (paired: both scored on each draw) and the share of resamples under ``keep``."""
+    rng = np.random.default_rng(seed)
+    everyone = np.tile(np.arange(len(ours)), (resamples, 1))
+    shares = {}
+    for task, metric in metrics.items():
+        if task not in experts:
+            continue
+        gold = experts[task][0]
+        _same_rows(task, gold, ours)
+        counts = _resamples(rng, gold, resamples)
+        a, a0 = _side(ours, everyone, task, metric, counts)
+        e, e0 = _side([experts], np.zeros((resamples, 1), dtype=int), task, metric, counts)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(e > 0, a / e, np.inf)
+        lo, hi = np.quantile(ratio, [(1 - level) / 2, (1 + level) / 2])
+        shares[task] = {"share": round(a0 / e0, 4) if e0 else None, "low": round(float(lo), 4),
+                        "high": round(float(hi), 4), "under_keep": round(float(np.mean(ratio < keep)), 4)}
+    return shares

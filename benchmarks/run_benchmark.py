@@ -388,6 +388,14 @@ def _selected(args, name: str) -> bool:
     return not args.only or any(name == w[1:] if w.startswith("=") else w in name for w in words)
 
 
+def _selected_runs(rows: dict, args) -> list[str]:
+    """The MEM-MCL runs of a results file's systems that --only selects (bar, paired); none is an error."""
+    runs = [n for n in rows if "MEM-MCL" in n and args.only and _selected(args, n)]
+    if not runs:
+        raise SystemExit(f"--only {args.only!r} selects no MEM-MCL run of results/{args.results}.json")
+    return runs
+
+
 def _then(_done, path) -> str:
     """Run a step for its side effect (it writes a model folder), then return that folder."""
     return str(path)
@@ -772,9 +780,7 @@ def step_bar(args) -> None:
     if field != "score":  # e.g. "raw" of a calibrated file: the same systems before the correction
         rows = {n: {**r, "scores": {t: {**v, "score": v.get(field, v["score"])} for t, v in r["scores"].items()}}
                 for n, r in rows.items()}
-    runs = [n for n in rows if "MEM-MCL" in n and args.only and _selected(args, n)]
-    if not runs:
-        raise SystemExit(f"--only {args.only!r} selects no MEM-MCL run of results/{args.results}.json")
+    runs = _selected_runs(rows, args)
     own = {t: v["scores"][t]["score"] for t, v in _own_experts(rows).items()}
     tasks = list(rows[runs[0]]["scores"])
 
@@ -855,7 +861,7 @@ def step_paired(args) -> None:
     own expert's score. Writes results/<results>_paired[_<field>].json (or ``--bar-out``); runs no
     model."""
     import numpy as np
-    from paired import paired_bootstrap
+    from paired import expert_shares, paired_bootstrap
 
     from memmcl_merge.io import read_json, write_json
     from memmcl_merge.tasks import get_task
@@ -863,9 +869,7 @@ def step_paired(args) -> None:
     rows = read_json(RESULTS / f"{args.results}.json")["systems"]
     field = getattr(args, "score_field", "score")
     key = "pred" if field == "score" else f"pred_{field}"
-    runs = [n for n in rows if "MEM-MCL" in n and args.only and _selected(args, n)]
-    if not runs:
-        raise SystemExit(f"--only {args.only!r} selects no MEM-MCL run of results/{args.results}.json")
+    runs = _selected_runs(rows, args)
     tasks = [t for t, v in rows[runs[0]]["scores"].items() if key in v]
     if not tasks:
         raise SystemExit(f"results/{args.results}.json keeps no per-row answers ({key!r}) for {runs[0]!r}; "
@@ -891,8 +895,7 @@ def step_paired(args) -> None:
     for name, pool in versus.items():
         theirs = [answers(n) for n in pool]
         out[name] = {"theirs": pool, **{how: paired_bootstrap(ours, theirs, metrics, resamples=args.resamples,
-                                                              seeds_too=how == "rows_and_runs",
-                                                              experts=experts if how == "rows" else None)
+                                                              seeds_too=how == "rows_and_runs")
                                         for how in ("rows", "rows_and_runs")}}
         for how in ("rows", "rows_and_runs"):
             r = out[name][how]
@@ -900,13 +903,13 @@ def step_paired(args) -> None:
                   f"won {r['wins']}, lost {r['losses']}, {r['ties']} of {len(tasks)} within the interval; mean over "
                   f"these tasks {r['mean']['difference']:+.4f} [{r['mean']['low']:+.4f}, {r['mean']['high']:+.4f}], "
                   f"p {r['mean']['p']:.3f}")
-    shares = next(iter(out.values()))["rows"].get("expert_shares", {})
+    shares = expert_shares(ours, experts, metrics, resamples=args.resamples)  # the same for every comparator
     if shares:
         print("share of the own expert (95% interval; share of resamples under 95%): " + ", ".join(
             f"{t} {v['share']:.3f} [{v['low']:.3f}, {v['high']:.3f}; {v['under_keep']:.2f}]" for t, v in shares.items()))
     suffix = "" if field == "score" else f"_{field}"
     write_json(RESULTS / f"{getattr(args, 'bar_out', '') or f'{args.results}_paired{suffix}'}.json",
-               {"only": args.only, "runs": runs, "field": key, "tasks": tasks, "against": out})
+               {"only": args.only, "runs": runs, "field": key, "tasks": tasks, "against": out, "expert_shares": shares})
 
 
 ALPHA = 0.05
