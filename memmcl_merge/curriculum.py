@@ -29,7 +29,9 @@ How much of the training each task gets is meta-data driven too: ``curriculum.pa
 gives the easiest task ``lo`` passes over its rows and the hardest ``hi``, linearly by rank between
 (default (0.5, 1.5), measured in benchmarks/RESULTS.md; (1, 1) is one pass each). With lo + hi = 2
 the total number of steps is unchanged; the steps move from the tasks the merge already handles to
-the ones it does not.
+the ones it does not. One decaying schedule runs over the whole order, so a task that joins late is
+trained at less than its share of the learning rate; the run prints and records that share per task
+(``lr_share`` in ``memmcl_curriculum.json``: 1 = the rows spread evenly, as in a shuffled SFT).
 
 A killed training continues from its newest checkpoint (every ``curriculum.train.checkpoint_minutes``)
 in ``.<output name>.checkpoint`` beside the output, removed once the output is in place.
@@ -179,6 +181,42 @@ def curriculum_rows(cfg, plan: Sequence[TaskDifficulty]) -> tuple[list[dict], li
     return rows, index
 
 
+def lr_shares(index: Sequence[Mapping], train) -> dict[str, float]:
+    """Per task: the mean learning rate its rows are trained at, over the mean of all rows.
+
+    One schedule runs over the whole curriculum, so where a task's rows sit decides the learning rate
+    they get: under a decaying schedule a task that joins late is trained at less than its share
+    (1.0 = what the same rows get spread evenly, as in a shuffled multitask SFT). Passes times this
+    share are the task's passes at the run's mean learning rate. The schedule is transformers' own
+    (``train.lr_scheduler``, warm-up ``train.warmup_ratio``), read one step at a time.
+    """
+    import torch
+    from transformers import get_scheduler
+
+    if not index:
+        return {}
+    per_step = train.batch_size * train.gradient_accumulation_steps
+    steps_per_epoch = math.ceil(len(index) / per_step)
+    total = train.max_steps or math.ceil(steps_per_epoch * train.epochs)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = get_scheduler(train.lr_scheduler, opt, num_warmup_steps=math.ceil(total * train.warmup_ratio),
+                          num_training_steps=total)
+    rates = []
+    for _ in range(total):
+        rates.append(sched.get_last_lr()[0])
+        opt.step()
+        sched.step()
+    # a row is seen at its step in every epoch (the sampler is sequential), so its rate is the mean
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for i, ix in enumerate(index):
+        seen = [rates[s] for s in range(i // per_step, total, steps_per_epoch)]
+        sums[ix["task"]] = sums.get(ix["task"], 0.0) + (sum(seen) / len(seen) if seen else 0.0)
+        counts[ix["task"]] = counts.get(ix["task"], 0) + 1
+    mean = sum(sums.values()) / len(index)
+    return {t: round(sums[t] / counts[t] / mean, 4) if mean else 0.0 for t in sums}
+
+
 def start_model_dir(cfg) -> Path:
     from .evolve import final_model_dir
 
@@ -222,6 +260,10 @@ def run_curriculum(cfg, progress=print, out: Path | None = None) -> dict:
     if progress:
         progress("curriculum plan (easiest first):\n" + format_plan(plan, cfg.curriculum.weights.model_dump()))
     rows, index = curriculum_rows(cfg, plan)
+    shares = lr_shares(index, cfg.curriculum.train)
+    if progress:
+        progress("learning-rate share per task (1 = rows spread evenly over the schedule): "
+                 + ", ".join(f"{t} {v:.2f}" for t, v in shares.items()))
     work.mkdir(parents=True, exist_ok=True)
     for stale in work.glob(".model.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)  # a killed run's half-written model
@@ -232,8 +274,8 @@ def run_curriculum(cfg, progress=print, out: Path | None = None) -> dict:
                     checkpoint_dir=ckpt)
     record = {"start_model": str(start), "order": [d.task for d in plan],
               "plan": [d.__dict__ for d in plan], "rows": len(rows),
-              "phases": [{"task": d.task, "rows": sum(1 for i in index if i["phase"] == p)}
-                         for p, d in enumerate(plan)],
+              "phases": [{"task": d.task, "rows": sum(1 for i in index if i["phase"] == p),
+                          "lr_share": shares.get(d.task)} for p, d in enumerate(plan)],
               "config": cfg.curriculum.model_dump(mode="json"), "seconds": time.perf_counter() - t0,
               "train": res.to_json()}
     write_json(tmp / MARKER, record)

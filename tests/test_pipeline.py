@@ -252,6 +252,32 @@ def test_passes_move_steps_from_easy_to_hard_tasks_at_the_same_total():
         RunConfig(tasks=["sst2"], curriculum={"passes": [0, 2]})
 
 
+def test_lr_shares_show_the_learning_rate_a_late_task_loses_under_a_decaying_schedule():
+    from memmcl_merge.config import TrainConfig
+    from memmcl_merge.curriculum import lr_shares
+
+    train = TrainConfig(batch_size=2, warmup_ratio=0.0, lr_scheduler="linear")
+    # 40 rows, 20 steps: "early" fills the first half, "late" the second; linear decay from 1 to 0
+    halves = [{"task": "early"}] * 20 + [{"task": "late"}] * 20
+    shares = lr_shares(halves, train)
+    # step s is at rate 1 - s/20: means 0.775 and 0.275 over a mean of 0.525
+    assert shares == {"early": pytest.approx(0.775 / 0.525, abs=1e-3), "late": pytest.approx(0.275 / 0.525, abs=1e-3)}
+    assert lr_shares([{"task": t} for t in ["a", "b"] * 20], train) == {"a": pytest.approx(1.0, abs=0.06),
+                                                                        "b": pytest.approx(1.0, abs=0.06)}
+    flat = TrainConfig(batch_size=2, warmup_ratio=0.0, lr_scheduler="constant_with_warmup")
+    assert lr_shares(halves, flat) == {"early": 1.0, "late": 1.0}
+    # two epochs over the same order: a row's rate is its mean over both visits
+    twice = lr_shares(halves, train.model_copy(update={"epochs": 2.0}))
+    assert twice["early"] > 1.0 > twice["late"] and twice["late"] > shares["late"]
+
+    # the curriculum's own order: the hardest task joins last, so it gets less than its share
+    cfg = RunConfig(tasks=["tweet_offensive", "sst5", "aste_res14"], data="embedded",
+                    curriculum={"passes": [1.0, 1.0], "mix_span": 0.5, "train": {"max_examples": 8, "batch_size": 2}})
+    plan = plan_curriculum(cfg, {t: _meta(t) for t in cfg.tasks}, {})
+    by_task = lr_shares(curriculum_rows(cfg, plan)[1], cfg.curriculum.train)
+    assert by_task[plan[-1].task] < 1.0 and by_task[plan[-1].task] < by_task[plan[0].task]
+
+
 def test_replace_dir_puts_a_folder_under_a_parent_that_does_not_exist_yet(tmp_path):
     """A model trained into a work folder lands in a new place (a curriculum variant's folder):
     the move must not lose it for want of a parent folder."""
