@@ -24,10 +24,10 @@ import run_benchmark as rb
 RUN = Path("runs/bench/variants/evolve_mem_mcl_stage_2_curriculum_weak_sets_of_32_experts_3_epochs")
 # label: (passes, mix_span, --only words for its seeds in the results file, or None)
 SETTINGS = {
-    "[1.5, 4.5]": ((1.5, 4.5), 0.5, "curriculum passes x3, curriculum training seed,=MEM-MCL stage 2 + "
-                   "curriculum, weak sets of 32, experts 3 epochs, curriculum passes x3"),
-    "[2.5, 3.5]": ((2.5, 3.5), 0.5, "=MEM-MCL stage 2 + curriculum, weak sets of 32, experts 3 epochs, passes "
-                   "[2.5, 3.5],passes [2.5, 3.5], curriculum training seed"),
+    "[1.5, 4.5]": ((1.5, 4.5), 0.5, ("curriculum passes x3, curriculum training seed,=MEM-MCL stage 2 + "
+                                     "curriculum, weak sets of 32, experts 3 epochs, curriculum passes x3")),
+    "[2.5, 3.5]": ((2.5, 3.5), 0.5, ("=MEM-MCL stage 2 + curriculum, weak sets of 32, experts 3 epochs, "
+                                     "passes [2.5, 3.5],passes [2.5, 3.5], curriculum training seed")),
     "[3, 3]": ((3.0, 3.0), 0.5, "three passes every task"),
     "[3, 3], mix_span 0.25": ((3.0, 3.0), 0.25, None),
 }
