@@ -33,6 +33,22 @@ SETTINGS = {
 }
 
 
+def within_task_fit(settings: list[dict], tasks: list[str], x_key: str, y_key: str = "raw_seed_mean") -> dict:
+    """Least squares of score on passes with one intercept per task (both centred within each task):
+    how the score follows the passes across settings, task by task, not across tasks."""
+    xs, ys = [], []
+    for t in tasks:
+        x = [s[t][x_key] for s in settings]
+        y = [s[t][y_key] for s in settings]
+        xs += [v - statistics.mean(x) for v in x]
+        ys += [v - statistics.mean(y) for v in y]
+    sxx, syy = sum(v * v for v in xs), sum(v * v for v in ys)
+    sxy = sum(a * b for a, b in zip(xs, ys))
+    if not sxx or not syy:
+        raise ValueError(f"within_task_fit: no spread in {x_key if not sxx else y_key} within any task")
+    return {"slope_per_pass": round(sxy / sxx, 4), "r": round(sxy / (sxx * syy) ** 0.5, 3), "points": len(xs)}
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, default=RUN, help="the evolution run whose curriculum plan is read")
@@ -59,20 +75,8 @@ def main(argv=None) -> None:
             if runs:
                 e["raw_seed_mean"] = round(statistics.mean(rows[n]["scores"][t]["score"] for n in runs), 4)
         out["settings"][label] = {"passes": passes, "mix_span": span, "runs": runs, "tasks": entry}
-    # within each task, across the settings with runs: score on passes at the mean rate (and nominal)
-    measured = [s for s in out["settings"].values() if s["runs"]]
-    fits = {}
-    for x_key in ("at_mean_rate", "passes"):
-        xs, ys = [], []
-        for t in out["order"]:
-            x = [s["tasks"][t][x_key] for s in measured]
-            y = [s["tasks"][t]["raw_seed_mean"] for s in measured]
-            xs += [v - statistics.mean(x) for v in x]
-            ys += [v - statistics.mean(y) for v in y]
-        sxx, syy = sum(v * v for v in xs), sum(v * v for v in ys)
-        sxy = sum(a * b for a, b in zip(xs, ys))
-        fits[x_key] = {"slope_per_pass": round(sxy / sxx, 4), "r": round(sxy / (sxx * syy) ** 0.5, 3),
-                       "points": len(xs)}
+    measured = [s["tasks"] for s in out["settings"].values() if s["runs"]]
+    fits = {x: within_task_fit(measured, out["order"], x) for x in ("at_mean_rate", "passes")}
     out["within_task_fit"] = fits
     dest = rb.HERE / "results" / f"lr_shares_{args.results}.json"
     dest.write_text(json.dumps(out, indent=1) + "\n")
