@@ -13,7 +13,6 @@ results/lr_shares_<results>.json.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -58,18 +57,18 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
 
     from memmcl_merge.curriculum import curriculum_rows, lr_shares, plan_curriculum, task_passes
+    from memmcl_merge.io import read_json, write_json
 
     base = rb.run_config(args)
     plan = plan_curriculum(base)
-    rows = json.loads((rb.HERE / "results" / f"{args.results}.json").read_text())
-    rows = rows.get("systems", rows)
+    rows = read_json(rb.RESULTS / f"{args.results}.json")["systems"]
     out: dict = {"run": str(args.run), "order": [d.task for d in plan], "settings": {}}
     for label, (passes, span, only) in SETTINGS.items():
         cur = base.curriculum.model_validate({**base.curriculum.model_dump(), "passes": passes, "mix_span": span})
         shares = lr_shares(curriculum_rows(base.model_copy(update={"curriculum": cur}), plan)[1], cur.train)
         entry = {d.task: {"passes": round(task_passes(passes, k, len(plan)), 4), "lr_share": shares[d.task]}
                  for k, d in enumerate(plan)}
-        runs = [n for n in rows if "MEM-MCL" in n and rb._selected(argparse.Namespace(only=only), n)] if only else []
+        runs = rb._selected_runs(rows, argparse.Namespace(only=only, results=args.results)) if only else []
         for t, e in entry.items():
             e["at_mean_rate"] = round(e["passes"] * e["lr_share"], 4)
             if runs:
@@ -78,8 +77,7 @@ def main(argv=None) -> None:
     measured = [s["tasks"] for s in out["settings"].values() if s["runs"]]
     fits = {x: within_task_fit(measured, out["order"], x) for x in ("at_mean_rate", "passes")}
     out["within_task_fit"] = fits
-    dest = rb.HERE / "results" / f"lr_shares_{args.results}.json"
-    dest.write_text(json.dumps(out, indent=1) + "\n")
+    dest = write_json(rb.RESULTS / f"lr_shares_{args.results}.json", out)
     print("task".ljust(16), *(f"{k:>24}" for k in out["settings"]))
     for t in out["order"]:
         print(t.ljust(16), *(f"{s['tasks'][t]['lr_share']:.2f} x {s['tasks'][t]['passes']:.2f} = "
