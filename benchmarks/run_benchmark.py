@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import ClassVar
 
+from memmcl_merge.io import locked_update
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
@@ -31,23 +33,6 @@ def machine() -> dict:
     return {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "python": sys.version.split()[0],
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
-
-
-def locked_update(path: Path, change, empty: dict) -> dict:
-    """Re-read the JSON file at ``path`` (``empty`` when there is none) under a lock, apply
-    ``change(data)`` to it, write it atomically and return it: a step that saves only its own part
-    never drops what another step saved meanwhile."""
-    import fcntl
-
-    from memmcl_merge.io import read_json, write_json
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        data = read_json(path) if path.is_file() else copy.deepcopy(empty)
-        change(data)
-        write_json(path, data)
-    return data
 
 
 class Results:

@@ -7,6 +7,7 @@ from memmcl_merge.lm_tasks import (  # noqa: F401
     load_dataset,
     macro_f1,
     micro_f1,
+    partial_f1,
     process_classification,
     process_triplets,
 )

@@ -190,7 +190,8 @@ def _load(config: Path):
 @main.command("evolve")
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--stage", default="all", show_default=True,
-              help="Stage to run: a stage name of the config (stage1, stage2, ...), 1, 2 or 'all'.")
+              help="Stage to run: a stage name of the config (stage1, stage2, ...), 1, 2 or 'all'; or one "
+                   "search of a stage by its key (stage1/SC), to run a stage's searches side by side.")
 @_fail_cleanly
 def evolve_cmd(config: Path, stage: str) -> None:
     """CMA-ES evolution of the merge, stage by stage, on weak data; writes mergekit recipes."""
@@ -198,9 +199,11 @@ def evolve_cmd(config: Path, stage: str) -> None:
 
     cfg = _load(config)
     names = [p.stage for p in cfg.plan()]
+    keys = [p.key for p in cfg.plan()]
     wanted = None if stage == "all" else [f"stage{stage}" if stage.isdigit() else stage]
-    if wanted and wanted[0] not in names:
-        raise MemmclError(f"no stage {stage!r} in {config}; stages are {', '.join(dict.fromkeys(names))}")
+    if wanted and wanted[0] not in names + keys:
+        raise MemmclError(f"no stage {stage!r} in {config}; stages are {', '.join(dict.fromkeys(names))}, "
+                          f"searches {', '.join(keys)}")
     results = run_plan(cfg, stages=wanted)
     for key, r in results.items():
         click.echo(f"{key:20} fitness {r['start_fitness']:.4f} -> {r['best_fitness']:.4f} "

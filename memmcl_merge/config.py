@@ -158,6 +158,9 @@ class StageConfig(_Strict):
 class FitnessConfig(_Strict):
     classification_metric: Literal["p_gold", "score", "mix"] = "mix"
     task_weights: dict[str, float] = Field(default_factory=dict)
+    generation_metric: Literal["score", "partial_f1"] = Field(
+        "score", description="Triplet tasks: exact-match micro-F1 (score) or partial credit for aspects, "
+                             "opinions and polarities (partial_f1).")
 
 
 class EvolveConfig(_Strict):

@@ -18,7 +18,7 @@ from .lm_tasks import evals_dir
 from .tasks import TASKS, TaskSpec, get_task
 
 # Metric names reported per task; "score" is the task's official metric.
-REPORTED = ("score", "acc", "macro_f1", "micro_f1", "p_gold", "brier")
+REPORTED = ("score", "acc", "macro_f1", "micro_f1", "partial_f1", "p_gold", "brier")
 
 
 class EvaluationError(RuntimeError):

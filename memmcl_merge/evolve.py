@@ -95,20 +95,23 @@ class FitnessSpec:
 
     ``classification_metric`` is the per-task metric used for label tasks: ``p_gold`` (mean gold-label
     probability per class; smooth, so CMA-ES sees small improvements that accuracy hides), ``score``
-    (the official metric) or ``mix`` (their mean). Generation tasks always use their official score.
+    (the official metric) or ``mix`` (their mean). ``generation_metric`` is the one of generation
+    (triplet) tasks: ``score`` (exact-match micro-F1) or ``partial_f1`` (partial credit for aspects,
+    opinions and polarities; lm_tasks.partial_f1).
     """
 
     classification_metric: str = "mix"
     task_weights: Mapping[str, float] = field(default_factory=dict)
+    generation_metric: str = "score"
 
     @classmethod
     def from_config(cls, fitness) -> FitnessSpec:
         """From a run's ``evolve.fitness`` section."""
-        return cls(fitness.classification_metric, dict(fitness.task_weights))
+        return cls(fitness.classification_metric, dict(fitness.task_weights), fitness.generation_metric)
 
     def task_value(self, task: str, row: Mapping[str, float]) -> float:
         if "p_gold" not in row:  # generation task
-            return row["score"]
+            return row[self.generation_metric]
         if self.classification_metric == "mix":
             return 0.5 * (row["score"] + row["p_gold"])
         return row[self.classification_metric]
@@ -550,15 +553,18 @@ def link_base(cfg) -> str:
 
 
 def run_plan(cfg, stages: Sequence[str] | None = None, progress=print) -> dict[str, dict]:
-    """Run every search of the plan (or of the named stages) in order; finished searches are skipped."""
+    """Run every search of the plan (or of the named stages, or of single searches named by key,
+    ``stage1/SC``) in order; finished searches are skipped. The searches of one stage depend on none
+    of each other, so separate processes may run them side by side (one per key)."""
     from .experts import save_plain_model
     from .io import read_json
     from .recipes import write_recipe
 
     base_path = link_base(cfg)
-    plans = [p for p in cfg.plan() if stages is None or p.stage in stages]
+    plans = [p for p in cfg.plan() if stages is None or p.stage in stages or p.key in stages]
     if not plans:
-        raise ValueError(f"no stage named {list(stages or [])}; stages are {[p.stage for p in cfg.plan()]}")
+        raise ValueError(f"no stage or search named {list(stages or [])}; stages are "
+                         f"{list(dict.fromkeys(p.stage for p in cfg.plan()))}, searches {[p.key for p in cfg.plan()]}")
     weak_root = build_weak_sets(cfg, sorted({t for p in plans for t in p.tasks}), progress)
     results = {}
     for plan in plans:
@@ -624,12 +630,13 @@ def format_weak_scores(scores: Mapping[str, Mapping[str, float]]) -> str:
 
 
 def _write_stage_aliases(cfg, results: Mapping[str, dict]) -> None:
-    """A stage with a single group also gets ``recipes/<stage>.yml`` (the unified one: stage2.yml)."""
+    """A stage with a single group also gets ``recipes/<stage>.yml`` (the unified one: stage2.yml);
+    the plan says how many groups a stage has (``results`` may hold one search of several)."""
     by_stage: dict[str, list[str]] = {}
-    for key in results:
-        by_stage.setdefault(key.split("/")[0], []).append(key)
+    for plan in cfg.plan():
+        by_stage.setdefault(plan.stage, []).append(plan.key)
     for stage, keys in by_stage.items():
-        if len(keys) == 1:
+        if len(keys) == 1 and keys[0] in results:
             src = Path(results[keys[0]]["recipe"])
             write_text(src.with_name(f"{stage}.yml"), src.read_text(encoding="utf-8"))
 

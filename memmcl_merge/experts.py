@@ -579,7 +579,7 @@ class BaseScores:
                 self.scores = dict(cached.get("scores", {}))
 
     def get(self, spec: TaskSpec) -> dict[str, float]:
-        from .io import write_json
+        from .io import locked_update
         from .models import load_model_and_tokenizer
 
         if spec.name not in self.scores:
@@ -590,8 +590,14 @@ class BaseScores:
             self.scores[spec.name] = ev.evaluate(ev.wrap(*self._model))[spec.name]
             _say(self.progress, f"{spec.name}: base model dev score {self.scores[spec.name]['score']:.3f} "
                                 f"({time.perf_counter() - t0:.0f} s)")
-            if _is_main_process():
-                write_json(self.path, {"settings": self.settings, "scores": self.scores})
+            if _is_main_process():  # merged under a lock: expert lanes side by side each add their tasks
+                def add(data, name=spec.name):
+                    if data.get("settings") != self.settings:
+                        data.clear()
+                        data["settings"] = self.settings
+                    data.setdefault("scores", {})[name] = self.scores[name]
+
+                locked_update(self.path, add, {"settings": self.settings, "scores": {}})
         return self.scores[spec.name]
 
     def release(self) -> None:

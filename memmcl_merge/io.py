@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import tempfile
@@ -34,6 +35,22 @@ def _umask() -> int:
 
 def write_json(path: Path, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def locked_update(path: Path, change, empty: Any) -> Any:
+    """Re-read the JSON file at ``path`` (a copy of ``empty`` when there is none) under a lock beside
+    it, apply ``change(data)``, write it atomically and return it: processes that each save their own
+    part of one file (parallel lanes on one GPU, a step beside a long training) never drop each other's."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = read_json(path) if path.is_file() else copy.deepcopy(empty)
+        change(data)
+        write_json(path, data)
+    return data
 
 
 def replace_dir(tmp: Path, final: Path) -> Path:

@@ -75,7 +75,7 @@ def process_classification(doc, results):
 def process_triplets(doc, results):
     pred = set(parse_triplets(results[0]))
     gold = {tuple(" ".join(x.split()).lower() for x in t) for t in json.loads(doc["gold_triplets"])}
-    return {"micro_f1": (pred, gold), "score": (pred, gold)}
+    return {"micro_f1": (pred, gold), "score": (pred, gold), "partial_f1": (pred, gold)}
 
 
 def accuracy(items) -> float:
@@ -100,6 +100,18 @@ def micro_f1(items) -> float:
     n_pred = sum(len(p) for p, _ in items)
     n_gold = sum(len(g) for _, g in items)
     return 2 * tp / (n_pred + n_gold) if tp else 0.0
+
+
+# The parts of a triplet (aspect, opinion, polarity) a model can get right apart from the whole one.
+TRIPLET_PARTS = ((0,), (1,), (0, 2), (0, 1, 2))
+
+
+def partial_f1(items) -> float:
+    """Partial credit for triplets: the mean micro-F1 of the aspect terms, the opinion terms, the
+    (aspect, polarity) pairs and the whole triplets. Exact-match F1 moves only when a whole triplet
+    comes right; this also moves when a merge finds an aspect or its polarity (a smoother fitness)."""
+    return float(np.mean([micro_f1([({tuple(t[i] for i in part) for t in p}, {tuple(t[i] for i in part) for t in g})
+                                    for p, g in items]) for part in TRIPLET_PARTS]))
 
 
 def balanced_p_gold(items) -> float:
@@ -143,6 +155,7 @@ def task_yaml(spec: TaskSpec) -> str:
             "metric_list:",
             score,
             f"  - metric: micro_f1\n    aggregation: {fn}micro_f1\n    higher_is_better: true",
+            f"  - metric: partial_f1\n    aggregation: {fn}partial_f1\n    higher_is_better: true",
         ]
     else:
         body = [
@@ -178,6 +191,7 @@ from memmcl_merge.lm_tasks import (  # noqa: F401
     load_dataset,
     macro_f1,
     micro_f1,
+    partial_f1,
     process_classification,
     process_triplets,
 )

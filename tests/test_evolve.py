@@ -44,6 +44,36 @@ def test_fitness_uses_smooth_metric_and_rejects_nan():
     scores = {"a": {"score": 0.5, "p_gold": 0.7}, "b": {"score": 0.25}}
     assert fit(scores) == pytest.approx((0.6 + 3 * 0.25) / 4)
     assert fit({"a": {"score": float("nan"), "p_gold": 0.5}}) == WORST_FITNESS
+    # a triplet task (no p_gold) counts its exact-match score unless partial credit is asked for
+    triplets = {"t": {"score": 0.1, "partial_f1": 0.4}}
+    assert FitnessSpec()(triplets) == pytest.approx(0.1)
+    assert FitnessSpec(generation_metric="partial_f1")(triplets) == pytest.approx(0.4)
+
+
+def test_fitness_config_reaches_the_spec():
+    from memmcl_merge.config import RunConfig
+
+    cfg = RunConfig(evolve={"fitness": {"generation_metric": "partial_f1"}})
+    assert FitnessSpec.from_config(cfg.evolve.fitness).generation_metric == "partial_f1"
+    with pytest.raises(ValueError, match="generation_metric"):
+        RunConfig(evolve={"fitness": {"generation_metric": "f1"}})
+
+
+def test_stage_alias_only_for_a_stage_of_one_search(tmp_path):
+    """recipes/<stage>.yml copies a stage's recipe only when the plan gives that stage one search; a
+    call that ran one search of a stage of several (side by side) writes none."""
+    from memmcl_merge.config import RunConfig
+    from memmcl_merge.evolve import _write_stage_aliases
+
+    cfg = RunConfig(output_dir=tmp_path, tasks=["sst2", "tweet_irony"],
+                    evolve={"stages": [{"name": "stage1", "groups": {"a": ["sst2"], "b": ["tweet_irony"]}},
+                                       {"name": "stage2", "groups": {"u": ["stage1/a", "stage1/b"]}}]})
+    for key in ("stage1_a", "stage2_u"):
+        (tmp_path / f"{key}.yml").write_text(f"# {key}\n")
+    _write_stage_aliases(cfg, {"stage1/a": {"recipe": str(tmp_path / "stage1_a.yml")}})
+    assert not (tmp_path / "stage1.yml").exists()
+    _write_stage_aliases(cfg, {"stage2/u": {"recipe": str(tmp_path / "stage2_u.yml")}})
+    assert (tmp_path / "stage2.yml").read_text() == "# stage2_u\n"
 
 
 def test_live_dtype_and_bad_dtype_config():
@@ -209,6 +239,10 @@ def test_stage_improves_weak_fitness_and_recipe_reproduces_weights(disagreeing_e
     t0 = time.perf_counter()
     again = run_plan(cfg, progress=None)["stage1/g"]
     assert again["best_fitness"] == res["best_fitness"] and time.perf_counter() - t0 < 30
+    # one search by its key (what side-by-side lanes run); an unknown one names the plan's searches
+    assert run_plan(cfg, stages=["stage1/g"], progress=None)["stage1/g"]["best_fitness"] == res["best_fitness"]
+    with pytest.raises(ValueError, match=r"searches \['stage1/g'\]"):
+        run_plan(cfg, stages=["stage1/nope"], progress=None)
 
 
 @pytest.mark.slow

@@ -77,6 +77,22 @@ def test_triplet_micro_f1_by_hand():
     assert lm_tasks.micro_f1([(set(), set())]) == 0.0
 
 
+def test_triplet_partial_f1_by_hand():
+    right = ("battery", "good", "positive")
+    wrong_opinion_polarity = ("battery", "bad", "negative")
+    wrong_polarity = ("battery", "good", "negative")
+    gold = {right}
+    # exact match: nothing; aspect 1, opinion 0, (aspect, polarity) 0, triplet 0
+    assert lm_tasks.micro_f1([({wrong_opinion_polarity}, gold)]) == 0.0
+    assert lm_tasks.partial_f1([({wrong_opinion_polarity}, gold)]) == pytest.approx(1 / 4)
+    # the polarity alone wrong: aspect 1, opinion 1, (aspect, polarity) 0, triplet 0
+    assert lm_tasks.partial_f1([({wrong_polarity}, gold)]) == pytest.approx(2 / 4)
+    assert lm_tasks.partial_f1([({right}, gold)]) == 1.0
+    assert lm_tasks.partial_f1([(set(), gold)]) == 0.0 == lm_tasks.partial_f1([(set(), set())])
+    out = lm_tasks.process_triplets({"gold_triplets": json.dumps([list(right)])}, ["(battery; good; negative)"])
+    assert lm_tasks.partial_f1([out["partial_f1"]]) == pytest.approx(0.5)
+
+
 def test_process_results_from_loglikelihoods():
     doc = {"gold": 1, "metric": "accuracy"}
     out = lm_tasks.process_classification(doc, [(-2.0, False), (-1.0, True)])
