@@ -7,8 +7,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import device_lanes
 import run_benchmark as rb
@@ -84,9 +82,8 @@ def test_scheduler_runs_what_is_ready_skips_what_failed_and_stops_on_time(tmp_pa
 
 
 def test_prepare_writes_a_run_yaml_the_memmcl_lanes_can_load(tmp_path, monkeypatch):
+    from memmcl_merge import evolve
     from memmcl_merge.config import load_config
-
-    import memmcl_merge.evolve as evolve
 
     monkeypatch.setattr(evolve, "link_base", lambda cfg: None)  # no model here
     monkeypatch.setattr(evolve, "build_weak_sets", lambda cfg, tasks: None)
