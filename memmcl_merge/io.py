@@ -38,18 +38,22 @@ def write_json(path: Path, obj: Any) -> Path:
 
 
 def locked_update(path: Path, change, empty: Any) -> Any:
-    """Re-read the JSON file at ``path`` (a copy of ``empty`` when there is none) under a lock beside
-    it, apply ``change(data)``, write it atomically and return it: processes that each save their own
-    part of one file (parallel lanes on one GPU, a step beside a long training) never drop each other's."""
+    """Re-read the JSON file at ``path`` (a copy of ``empty`` when there is none) under a lock, apply
+    ``change(data)``, write it atomically and return it: processes that each save their own part of
+    one file (parallel lanes on one GPU, a step beside a long training) never drop each other's. The
+    lock is taken on the file's folder, so no lock file is left behind in it."""
     import fcntl
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         data = read_json(path) if path.is_file() else copy.deepcopy(empty)
         change(data)
         write_json(path, data)
+    finally:
+        os.close(fd)  # releases the lock
     return data
 
 
