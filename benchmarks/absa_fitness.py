@@ -87,14 +87,14 @@ def main(argv=None) -> None:
 
     res = rb.Results(args.results)
     bench = rb.bench_config(args)
-    for run in args.runs:
-        journal = run / "evolve" / KEY / "journal.jsonl"
+    journals = {run: run / "evolve" / KEY / "journal.jsonl" for run in args.runs}
+    for run, journal in journals.items():
         if not journal.is_file():
             raise SystemExit(f"{run}: no {journal.relative_to(run)} (not a finished ABSA search)")
-    for run in args.runs:
+    for run, journal in journals.items():
         cfg = bench.model_copy(update={"output_dir": run.resolve()})
         plan = next(p for p in cfg.plan() if p.key == KEY)
-        records = [json.loads(line) for line in (run / "evolve" / KEY / "journal.jsonl").read_text().splitlines()]
+        records = [json.loads(line) for line in journal.read_text().splitlines()]
         todo = [r for r in spread(records, args.per_search) if not res.has(candidate_name(run, r))]
         if not todo:
             continue

@@ -48,7 +48,7 @@ def lanes(cfg, config: Path, results: str, limit: int, data: Path, expert_lanes:
     systems = [py, str(HERE / "run_benchmark.py"), "systems", "--config", str(config), "--results", results,
                "--limit", str(limit), "--data", str(data), "--batch-size", "64", "--only"]
     memmcl = [py, "-c", "from memmcl_merge.cli import run; run()"]
-    run_yaml = str(cfg.output_dir / "lanes.yml")
+    run_yaml = str(run_yaml_path(cfg))
     tasks = cfg.expert_tasks()
     chunks = [tasks[i::expert_lanes] for i in range(expert_lanes) if tasks[i::expert_lanes]]
     experts = tuple(f"experts {i + 1}" for i in range(len(chunks)))
@@ -72,6 +72,11 @@ def lanes(cfg, config: Path, results: str, limit: int, data: Path, expert_lanes:
     ]
 
 
+def run_yaml_path(cfg) -> Path:
+    """The run YAML the `memmcl` lanes read: written by prepare, named in their command lines."""
+    return cfg.output_dir / "lanes.yml"
+
+
 def prepare(cfg, config: Path) -> Path:
     """What every lane would otherwise race for: the base model's conversion, its link in the run
     folder, the weak sets; and the run YAML the `memmcl` lanes read (the config with --data in it)."""
@@ -80,7 +85,7 @@ def prepare(cfg, config: Path) -> Path:
 
     link_base(cfg)
     build_weak_sets(cfg, sorted({t for p in cfg.plan() for t in p.tasks}))
-    return write_text(cfg.output_dir / "lanes.yml", f"extends: {config.resolve()}\ndata: {cfg.data}\n")
+    return write_text(run_yaml_path(cfg), f"extends: {config.resolve()}\ndata: {cfg.data}\n")
 
 
 def run(all_lanes: list[Lane], logs: Path, stop_after: float | None, threads: int) -> list[Lane]:

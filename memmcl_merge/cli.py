@@ -198,8 +198,8 @@ def evolve_cmd(config: Path, stage: str) -> None:
     from .evolve import run_plan
 
     cfg = _load(config)
-    names = [p.stage for p in cfg.plan()]
-    keys = [p.key for p in cfg.plan()]
+    plan = cfg.plan()
+    names, keys = [p.stage for p in plan], [p.key for p in plan]
     wanted = None if stage == "all" else [f"stage{stage}" if stage.isdigit() else stage]
     if wanted and wanted[0] not in names + keys:
         raise MemmclError(f"no stage {stage!r} in {config}; stages are {', '.join(dict.fromkeys(names))}, "

@@ -561,10 +561,11 @@ def run_plan(cfg, stages: Sequence[str] | None = None, progress=print) -> dict[s
     from .recipes import write_recipe
 
     base_path = link_base(cfg)
-    plans = [p for p in cfg.plan() if stages is None or p.stage in stages or p.key in stages]
+    plan_all = cfg.plan()
+    plans = [p for p in plan_all if stages is None or p.stage in stages or p.key in stages]
     if not plans:
         raise ValueError(f"no stage or search named {list(stages or [])}; stages are "
-                         f"{list(dict.fromkeys(p.stage for p in cfg.plan()))}, searches {[p.key for p in cfg.plan()]}")
+                         f"{list(dict.fromkeys(p.stage for p in plan_all))}, searches {[p.key for p in plan_all]}")
     weak_root = build_weak_sets(cfg, sorted({t for p in plans for t in p.tasks}), progress)
     results = {}
     for plan in plans:
