@@ -13,6 +13,14 @@ ranks the candidates by their test triplet F1 (Spearman, pooled over the searche
 RUN_DIR: a run folder of ``evolve_variant.py --config benchmarks/absa_fitness.yml`` (its
 evolve/stage1/absa/journal.jsonl). Each candidate's test scores are saved as soon as they are measured
 (``results/<results>.json``, one entry per candidate); a second call measures only what is missing.
+
+``--per-row`` (session 25) asks how many weak rows a ranking needs: it scores each picked candidate
+(once per distinct genome) on the whole dev split and the test split with every row's triplets kept
+(``<output_dir>/absa_rows/``), then draws weak sets of each ``--sizes`` from dev (``--draws`` times,
+the same rows for every candidate in a draw, as a search sees them) and reports, per size, the Spearman
+of the weak ranking with the test ranking and the test F1 of the candidate each draw's weak set picks.
+A split-half draw of the test rows gives the same figures for the test split against itself: how far
+apart the candidates are on test at all.
 """
 
 from __future__ import annotations
@@ -71,6 +79,113 @@ def correlations(candidates: dict[str, dict]) -> dict:
                                                                   [r["test_mean"]["partial_f1"] for r in rows])}
 
 
+def row_items(rows: list[dict]) -> list[tuple[set, set]]:
+    return [({tuple(t) for t in r["pred"]}, {tuple(t) for t in r["gold"]}) for r in rows]
+
+
+def subset_f1(items_by_task: dict[str, list], picks: dict[str, np.ndarray]) -> float:
+    """Mean over tasks of the exact-match micro-F1 on the picked rows of each task."""
+    from memmcl_merge.lm_tasks import micro_f1
+
+    return float(np.mean([micro_f1([items[i] for i in picks[t]]) for t, items in items_by_task.items()]))
+
+
+def weak_size_curve(cands: dict[str, dict], sizes: list[int], draws: int, seed: int = 0) -> dict:
+    """Per weak-set size: how a weak set of that many dev rows per task ranks the candidates against
+    their whole-test F1 (mean Spearman over draws, 10th-90th percentile), and the test F1 of the
+    candidate it picks (mean over draws) next to the best and the mean candidate. ``cands[name]``:
+    ``{"dev": {task: items}, "test": {task: items}}``."""
+    names = sorted(cands)
+    tasks = sorted(cands[names[0]]["dev"])
+    n_dev = {t: len(cands[names[0]]["dev"][t]) for t in tasks}
+    n_test = {t: len(cands[names[0]]["test"][t]) for t in tasks}
+    everything = {t: np.arange(n) for t, n in n_test.items()}
+    test = np.array([subset_f1(cands[c]["test"], everything) for c in names])
+    rng = np.random.default_rng(seed)
+
+    def summary(picks_of_draw, split):
+        rhos, picked = [], []
+        for _ in range(draws):
+            picks = picks_of_draw()
+            weak = np.array([subset_f1(cands[c][split], picks) for c in names])
+            rhos.append(spearman(weak, test) if np.ptp(weak) > 0 else 0.0)
+            picked.append(float(test[np.flatnonzero(weak == weak.max())].mean()))  # ties: their mean
+        return {"spearman_mean": float(np.mean(rhos)), "spearman_p10": float(np.percentile(rhos, 10)),
+                "spearman_p90": float(np.percentile(rhos, 90)), "picked_test_f1": float(np.mean(picked))}
+
+    out = {"candidates": names, "test_f1": dict(zip(names, test.round(4).tolist())),
+           "best_test_f1": float(test.max()), "mean_test_f1": float(test.mean()), "draws": draws,
+           "dev_rows": n_dev, "test_rows": n_test, "by_size": {}}
+    for size in sizes:
+        out["by_size"][str(size)] = summary(
+            lambda size=size: {t: rng.choice(n, min(size, n), replace=False) for t, n in n_dev.items()}, "dev")
+    # the test rows against themselves: rank on one random half, compare with the whole
+    out["test_half"] = summary(lambda: {t: rng.choice(n, n // 2, replace=False) for t, n in n_test.items()}, "test")
+    return out
+
+
+def score_rows(evaluator, lm) -> dict[str, list[dict]]:
+    """Every row's predicted and gold triplets, per task, in doc order."""
+    from memmcl_merge.lm_tasks import process_triplets
+
+    _, logged = evaluator.logged_samples(lm)
+    out = {}
+    for task, samples in logged.items():
+        rows = []
+        for s in samples:
+            pred, gold = process_triplets(s["doc"], s["filtered_resps"])["score"]
+            rows.append({"pred": sorted(map(list, pred)), "gold": sorted(map(list, gold))})
+        out[task] = rows
+    return out
+
+
+def genome_key(params) -> str:
+    return json.dumps(params, sort_keys=True)
+
+
+def per_row(args, bench, res, journals) -> None:
+    """``--per-row``: dev and test rows of each distinct picked candidate, then the weak-size curve."""
+    from memmcl_merge.evaluation import Evaluator
+    from memmcl_merge.evolve import SearchRunner, link_base
+    from memmcl_merge.io import read_json, write_json
+    from memmcl_merge.tasks import get_task
+
+    store = bench.output_dir / "absa_rows"
+    store.mkdir(parents=True, exist_ok=True)
+    seen: dict[str, str] = {}
+    for run, journal in journals.items():
+        cfg = bench.model_copy(update={"output_dir": run.resolve()})
+        plan = next(p for p in cfg.plan() if p.key == KEY)
+        records = [json.loads(line) for line in journal.read_text().splitlines()]
+        picked = [r for r in spread(records, args.per_search) if genome_key(r["params"]) not in seen]
+        for r in picked:
+            seen[genome_key(r["params"])] = candidate_name(run, r)
+        todo = [r for r in picked if not (store / f"{candidate_name(run, r)}.json").is_file()]
+        if not todo:
+            continue
+        runner = SearchRunner(cfg, plan, link_base(cfg), cfg.output_dir / "weak")
+        specs = [get_task(t) for t in plan.tasks]
+        evaluators = {split: Evaluator(specs, data=str(args.data.resolve()), split=split,
+                                       batch_size=cfg.evolve.batch_size) for split in ("dev", "test_500")}
+        lms = {split: ev.wrap(runner.model, runner.tok) for split, ev in evaluators.items()}
+        for r in todo:
+            name, t0 = candidate_name(run, r), time.perf_counter()
+            runner.apply(r["params"])
+            rows = {split: score_rows(ev, lms[split]) for split, ev in evaluators.items()}
+            write_json(store / f"{name}.json", {"run": run.name, "generation": r["generation"], "index": r["index"],
+                                                "search_fitness": r["fitness"], "params": r["params"],
+                                                "dev": rows["dev"], "test": rows["test_500"]})
+            print(f"{name}: rows of dev and test_500 ({time.perf_counter() - t0:.0f} s)", flush=True)
+        del runner, lms
+    cands = {}
+    for name in seen.values():
+        saved = read_json(store / f"{name}.json")
+        cands[name] = {split: {t: row_items(rows) for t, rows in saved[split].items()} for split in ("dev", "test")}
+    curve = weak_size_curve(cands, args.sizes, args.draws)
+    res.put("weak_size_vs_test", {"runs": [r.name for r in journals], "rows": str(store), **curve})
+    print(json.dumps({k: curve[k] for k in ("best_test_f1", "mean_test_f1", "by_size", "test_half")}, indent=2))
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", type=Path)
@@ -79,6 +194,9 @@ def main(argv=None) -> None:
     ap.add_argument("--results", default="absa_fitness")
     ap.add_argument("--data", type=Path, default=rb.DEFAULT_DATA)
     ap.add_argument("--config", type=Path, default=rb.HERE / "absa_fitness.yml")
+    ap.add_argument("--per-row", action="store_true", help="dev and test rows per candidate; the weak-size curve")
+    ap.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[16, 32, 64, 128, 1000])
+    ap.add_argument("--draws", type=int, default=500)
     args = ap.parse_args(argv)
 
     from memmcl_merge.evaluation import Evaluator
@@ -91,6 +209,8 @@ def main(argv=None) -> None:
     for run, journal in journals.items():
         if not journal.is_file():
             raise SystemExit(f"{run}: no {journal.relative_to(run)} (not a finished ABSA search)")
+    if args.per_row:
+        return per_row(args, bench, res, journals)
     for run, journal in journals.items():
         cfg = bench.model_copy(update={"output_dir": run.resolve()})
         plan = next(p for p in cfg.plan() if p.key == KEY)

@@ -37,3 +37,37 @@ def test_correlations_rank_each_weak_metric_against_the_test_score():
     assert fit["spearman_test_score_vs_weak_partial_f1"] == pytest.approx(1.0)
     assert fit["spearman_test_score_vs_weak_score"] == pytest.approx(-1.0)
     assert fit["spearman_test_partial_vs_weak_partial_f1"] == pytest.approx(1.0)
+
+
+def _rows(rng, quality, n):
+    """n rows of one gold triplet each, predicted right with probability ``quality``."""
+    gold = {("screen", "bright", "POS")}
+    return [(gold if rng.random() < quality else {("keys", "loud", "NEG")}, gold) for _ in range(n)]
+
+
+def test_weak_size_curve_ranks_better_with_more_rows_and_picks_the_best():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    quality = {f"c{i}": 0.2 + 0.1 * i for i in range(5)}  # c4 is best everywhere
+    cands = {c: {split: {t: _rows(rng, q, n) for t in ("lap", "res")} for split, n in (("dev", 400), ("test", 400))}
+             for c, q in quality.items()}
+    curve = absa_fitness.weak_size_curve(cands, [4, 400], draws=60)
+    small, full = curve["by_size"]["4"], curve["by_size"]["400"]
+    assert curve["candidates"] == sorted(quality)
+    assert full["spearman_mean"] > 0.9 and full["spearman_mean"] > small["spearman_mean"] + 0.2
+    assert full["picked_test_f1"] == pytest.approx(curve["best_test_f1"])
+    assert small["picked_test_f1"] < full["picked_test_f1"]
+    assert curve["test_half"]["spearman_mean"] > 0.8  # candidates this far apart: the test ranks them
+
+
+def test_weak_size_curve_reports_a_dev_split_that_ranks_the_other_way():
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    # dev quality runs against test quality: negative ranks, and the weak set picks the worst
+    cands = {f"c{i}": {"dev": {"t": _rows(rng, 0.7 - 0.1 * i, 300)}, "test": {"t": _rows(rng, 0.2 + 0.1 * i, 300)}}
+             for i in range(5)}
+    curve = absa_fitness.weak_size_curve(cands, [300], draws=10)
+    assert curve["by_size"]["300"]["spearman_mean"] < -0.8
+    assert curve["by_size"]["300"]["picked_test_f1"] == pytest.approx(min(curve["test_f1"].values()), abs=1e-4)
