@@ -19,8 +19,8 @@ evolve/stage1/absa/journal.jsonl). Each candidate's test scores are saved as soo
 (``<output_dir>/absa_rows/``), then draws weak sets of each ``--sizes`` from dev (``--draws`` times,
 the same rows for every candidate in a draw, as a search sees them) and reports, per size, the Spearman
 of the weak ranking with the test ranking and the test F1 of the candidate each draw's weak set picks.
-A split-half draw of the test rows gives the same figures for the test split against itself: how far
-apart the candidates are on test at all.
+A split-half draw of each split's rows gives the same figures for the split against itself: how far
+apart the candidates are on it at all.
 """
 
 from __future__ import annotations
@@ -101,26 +101,30 @@ def weak_size_curve(cands: dict[str, dict], sizes: list[int], draws: int, seed: 
     n_test = {t: len(cands[names[0]]["test"][t]) for t in tasks}
     everything = {t: np.arange(n) for t, n in n_test.items()}
     test = np.array([subset_f1(cands[c]["test"], everything) for c in names])
+    dev = np.array([subset_f1(cands[c]["dev"], {t: np.arange(n) for t, n in n_dev.items()}) for c in names])
     rng = np.random.default_rng(seed)
 
-    def summary(picks_of_draw, split):
+    def summary(picks_of_draw, split, reference=test):
         rhos, picked = [], []
         for _ in range(draws):
             picks = picks_of_draw()
             weak = np.array([subset_f1(cands[c][split], picks) for c in names])
-            rhos.append(spearman(weak, test) if np.ptp(weak) > 0 else 0.0)
-            picked.append(float(test[np.flatnonzero(weak == weak.max())].mean()))  # ties: their mean
+            rhos.append(spearman(weak, reference) if np.ptp(weak) > 0 else 0.0)
+            picked.append(float(reference[np.flatnonzero(weak == weak.max())].mean()))  # ties: their mean
         return {"spearman_mean": float(np.mean(rhos)), "spearman_p10": float(np.percentile(rhos, 10)),
                 "spearman_p90": float(np.percentile(rhos, 90)), "picked_test_f1": float(np.mean(picked))}
 
     out = {"candidates": names, "test_f1": dict(zip(names, test.round(4).tolist())),
+           "dev_f1": dict(zip(names, np.round(dev, 4).tolist())),
            "best_test_f1": float(test.max()), "mean_test_f1": float(test.mean()), "draws": draws,
            "dev_rows": n_dev, "test_rows": n_test, "by_size": {}}
     for size in sizes:
         out["by_size"][str(size)] = summary(
             lambda size=size: {t: rng.choice(n, min(size, n), replace=False) for t, n in n_dev.items()}, "dev")
-    # the test rows against themselves: rank on one random half, compare with the whole
+    # each split against itself: rank on one random half, compare with the whole split (a high figure
+    # for both and a low one across them means the splits rank the candidates differently)
     out["test_half"] = summary(lambda: {t: rng.choice(n, n // 2, replace=False) for t, n in n_test.items()}, "test")
+    out["dev_half"] = summary(lambda: {t: rng.choice(n, n // 2, replace=False) for t, n in n_dev.items()}, "dev", dev)
     return out
 
 
@@ -183,7 +187,8 @@ def per_row(args, bench, res, journals) -> None:
         cands[name] = {split: {t: row_items(rows) for t, rows in saved[split].items()} for split in ("dev", "test")}
     curve = weak_size_curve(cands, args.sizes, args.draws)
     res.put("weak_size_vs_test", {"runs": [r.name for r in journals], "rows": str(store), **curve})
-    print(json.dumps({k: curve[k] for k in ("best_test_f1", "mean_test_f1", "by_size", "test_half")}, indent=2))
+    print(json.dumps({k: curve[k] for k in ("best_test_f1", "mean_test_f1", "by_size", "test_half", "dev_half")},
+                     indent=2))
 
 
 def main(argv=None) -> None:
