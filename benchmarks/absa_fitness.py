@@ -93,18 +93,19 @@ def subset_f1(items_by_task: dict[str, list], picks: dict[str, np.ndarray]) -> f
 def weak_size_curve(cands: dict[str, dict], sizes: list[int], draws: int, seed: int = 0) -> dict:
     """Per weak-set size: how a weak set of that many dev rows per task ranks the candidates against
     their whole-test F1 (mean Spearman over draws, 10th-90th percentile), and the test F1 of the
-    candidate it picks (mean over draws) next to the best and the mean candidate. ``cands[name]``:
+    candidate it picks (``picked_f1``, mean over draws) next to the best and the mean candidate. ``cands[name]``:
     ``{"dev": {task: items}, "test": {task: items}}``."""
     names = sorted(cands)
     tasks = sorted(cands[names[0]]["dev"])
     n_dev = {t: len(cands[names[0]]["dev"][t]) for t in tasks}
     n_test = {t: len(cands[names[0]]["test"][t]) for t in tasks}
-    everything = {t: np.arange(n) for t, n in n_test.items()}
-    test = np.array([subset_f1(cands[c]["test"], everything) for c in names])
+    test = np.array([subset_f1(cands[c]["test"], {t: np.arange(n) for t, n in n_test.items()}) for c in names])
     dev = np.array([subset_f1(cands[c]["dev"], {t: np.arange(n) for t, n in n_dev.items()}) for c in names])
     rng = np.random.default_rng(seed)
 
     def summary(picks_of_draw, split, reference=test):
+        """Ranks on ``split``'s picked rows against ``reference`` (whole-split F1s); ``picked_f1``: the
+        reference F1 of the candidate each draw ranks first."""
         rhos, picked = [], []
         for _ in range(draws):
             picks = picks_of_draw()
@@ -112,7 +113,7 @@ def weak_size_curve(cands: dict[str, dict], sizes: list[int], draws: int, seed: 
             rhos.append(spearman(weak, reference) if np.ptp(weak) > 0 else 0.0)
             picked.append(float(reference[np.flatnonzero(weak == weak.max())].mean()))  # ties: their mean
         return {"spearman_mean": float(np.mean(rhos)), "spearman_p10": float(np.percentile(rhos, 10)),
-                "spearman_p90": float(np.percentile(rhos, 90)), "picked_test_f1": float(np.mean(picked))}
+                "spearman_p90": float(np.percentile(rhos, 90)), "picked_f1": float(np.mean(picked))}
 
     out = {"candidates": names, "test_f1": dict(zip(names, test.round(4).tolist())),
            "dev_f1": dict(zip(names, np.round(dev, 4).tolist())),

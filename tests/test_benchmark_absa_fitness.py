@@ -57,8 +57,8 @@ def test_weak_size_curve_ranks_better_with_more_rows_and_picks_the_best():
     assert curve["candidates"] == sorted(quality)
     assert max(curve["dev_f1"], key=curve["dev_f1"].get) == "c4"  # whole dev, the best candidate
     assert full["spearman_mean"] > 0.9 and full["spearman_mean"] > small["spearman_mean"] + 0.2
-    assert full["picked_test_f1"] == pytest.approx(curve["best_test_f1"])
-    assert small["picked_test_f1"] < full["picked_test_f1"]
+    assert full["picked_f1"] == pytest.approx(curve["best_test_f1"])
+    assert small["picked_f1"] < full["picked_f1"]
     assert curve["test_half"]["spearman_mean"] > 0.8  # candidates this far apart: the test ranks them
     assert curve["dev_half"]["spearman_mean"] > 0.8
 
@@ -72,5 +72,5 @@ def test_weak_size_curve_reports_a_dev_split_that_ranks_the_other_way():
              for i in range(5)}
     curve = absa_fitness.weak_size_curve(cands, [300], draws=10)
     assert curve["by_size"]["300"]["spearman_mean"] < -0.8
-    assert curve["by_size"]["300"]["picked_test_f1"] == pytest.approx(min(curve["test_f1"].values()), abs=1e-4)
+    assert curve["by_size"]["300"]["picked_f1"] == pytest.approx(min(curve["test_f1"].values()), abs=1e-4)
     assert curve["dev_half"]["spearman_mean"] > 0.8  # dev agrees with itself, not with test
