@@ -107,7 +107,9 @@ class WeakDataConfig(_Strict):
     """The weak set a candidate is scored on: a small sample of a non-test split, optionally relabelled
     by a teacher (``teacher: experts`` uses each task's own expert; or any model reference)."""
 
-    split: Literal["dev", "train"] = "dev"
+    split: Literal["dev", "train"] = Field(
+        "dev", description="train: drawn from the train rows the experts do not train on (an error when "
+        "there are none).")
     size: int = Field(16, ge=1, description="Examples per task.")
     seed: int = 0
     sampling: Sampling = Field(

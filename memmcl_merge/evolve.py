@@ -373,8 +373,9 @@ def build_weak_sets(cfg, tasks: Sequence[str], progress=print) -> Path:
     """Write ``<output_dir>/weak/<task>/weak.jsonl``: a seeded, label-stratified sample of a non-test
     split, relabelled by a teacher when configured. Written once; reused on resume."""
     from .config import changed_settings
-    from .data import load_docs, write_jsonl
+    from .data import load_docs, sample_docs, write_jsonl
     from .io import read_json
+    from .tasks import get_task
 
     weak = cfg.evolve.weak
     root = cfg.output_dir / "weak"
@@ -395,13 +396,36 @@ def build_weak_sets(cfg, tasks: Sequence[str], progress=print) -> Path:
         path = root / task / "weak.jsonl"
         if path.is_file():
             continue
-        docs = load_docs(task, weak.split, cfg.data, limit=weak.size, seed=weak.seed, sampling=weak.sampling)
+        if weak.split == "train":
+            docs = sample_docs(get_task(task), unseen_train_docs(cfg, task), weak.size, weak.seed, weak.sampling)
+        else:
+            docs = load_docs(task, weak.split, cfg.data, limit=weak.size, seed=weak.seed, sampling=weak.sampling)
         if weak.teacher:
             docs = teacher_labels(cfg, task, docs, root)
             if progress:
                 progress(f"weak set {task}: {len(docs)} examples of {weak.split}, labelled by {weak.teacher}")
         write_jsonl(path, docs)
     return root
+
+
+def unseen_train_docs(cfg, task: str) -> list[dict]:
+    """The task's ``train`` docs the experts (and the curriculum, which reuses their rows) do not
+    train on: a weak set drawn from ``train`` must not score merges on rows the experts learnt."""
+    from .data import load_docs, sample_docs
+    from .tasks import get_task
+
+    def key(doc):
+        return json.dumps(doc, sort_keys=True, ensure_ascii=False)
+
+    spec, train = get_task(task), cfg.experts.train
+    pool = load_docs(spec, "train", cfg.data)
+    trained = sample_docs(spec, pool, train.max_examples, train.seed, train.sampling) if train.max_examples else pool
+    seen = {key(d) for d in trained}
+    unseen = [d for d in pool if key(d) not in seen]
+    if not unseen:
+        raise ValueError(f"evolve.weak.split: train leaves no rows of {task} the experts do not train on "
+                         f"({len(pool)} rows, experts.train.max_examples {train.max_examples}); use split: dev")
+    return unseen
 
 
 def teacher_labels(cfg, task: str, docs: list[dict], root: Path) -> list[dict]:

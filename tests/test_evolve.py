@@ -290,6 +290,28 @@ def test_weak_sets_are_drawn_as_configured_and_guarded_on_resume(tmp_path):
     assert json.loads((root / "settings.json").read_text())["sampling"] == "balanced"
 
 
+def test_weak_sets_from_train_leave_out_the_rows_the_experts_train_on(tmp_path):
+    from memmcl_merge.config import RunConfig
+    from memmcl_merge.evolve import build_weak_sets
+    from memmcl_merge.experts import sft_rows, task_train_rows
+    from memmcl_merge.tasks import get_task
+
+    def cfg(name, max_examples):
+        return RunConfig.model_validate({"output_dir": str(tmp_path / name), "tasks": ["tweet_hate"],
+                                         "experts": {"train": {"max_examples": max_examples}},
+                                         "evolve": {"weak": {"split": "train", "size": 64}}})
+
+    run = cfg("run", 400)
+    root = build_weak_sets(run, ["tweet_hate"], progress=None)
+    weak = [json.loads(line) for line in (root / "tweet_hate" / "weak.jsonl").read_text().splitlines()]
+    trained = {r["prompt"] for r in task_train_rows("tweet_hate", run.data, run.experts.train)}
+    assert len(weak) == 64 and all(d["id"].startswith("tweet_hate-train-") for d in weak)
+    # 400 of the 512 train rows are the experts': none of them is in the weak set
+    assert len(trained) == 400 and not trained & {r["prompt"] for r in sft_rows(get_task("tweet_hate"), weak)}
+    with pytest.raises(ValueError, match=r"no rows of tweet_hate the experts do not train on \(512 rows"):
+        build_weak_sets(cfg("all", None), ["tweet_hate"], progress=None)
+
+
 def test_blend_picks_the_best_alpha_on_the_weak_sets_and_its_recipe_reproduces_it(disagreeing_experts,
                                                                                    tiny_base_dir, tmp_path):
     """Blend from the anti-expert (start) toward the real expert (standing in for the curriculum
