@@ -149,14 +149,17 @@ def genome_key(params) -> str:
 
 
 def per_row(args, bench, res, journals) -> None:
-    """``--per-row``: dev and test rows of each distinct picked candidate, then the weak-size curve."""
+    """``--per-row``: the rows of each distinct picked candidate on test and on the split weak sets
+    are drawn from (``--weak-from dev``, or ``train``: 128 train rows per task the experts do not
+    train on, the weak sets of ``evolve.weak.split: train``), then the weak-size curve."""
     from memmcl_merge.evaluation import Evaluator
-    from memmcl_merge.evolve import SearchRunner, link_base
+    from memmcl_merge.evolve import SearchRunner, build_weak_sets, link_base
     from memmcl_merge.io import read_json, write_json
     from memmcl_merge.tasks import get_task
 
     store = bench.output_dir / "absa_rows"
     store.mkdir(parents=True, exist_ok=True)
+    weak_side = "dev" if args.weak_from == "dev" else "train_unseen"
     seen: dict[str, str] = {}
     for run, journal in journals.items():
         cfg = bench.model_copy(update={"output_dir": run.resolve()})
@@ -165,29 +168,41 @@ def per_row(args, bench, res, journals) -> None:
         picked = [r for r in spread(records, args.per_search) if genome_key(r["params"]) not in seen]
         for r in picked:
             seen[genome_key(r["params"])] = candidate_name(run, r)
-        todo = [r for r in picked if not (store / f"{candidate_name(run, r)}.json").is_file()]
+
+        def saved(r, run=run):
+            path = store / f"{candidate_name(run, r)}.json"
+            return read_json(path) if path.is_file() else {}
+
+        todo = [r for r in picked if not {weak_side, "test"} <= set(saved(r))]
         if not todo:
             continue
         runner = SearchRunner(cfg, plan, link_base(cfg), cfg.output_dir / "weak")
         specs = [get_task(t) for t in plan.tasks]
-        evaluators = {split: Evaluator(specs, data=str(args.data.resolve()), split=split,
-                                       batch_size=cfg.evolve.batch_size) for split in ("dev", "test_500")}
-        lms = {split: ev.wrap(runner.model, runner.tok) for split, ev in evaluators.items()}
+        sources = {"dev": (str(args.data.resolve()), "dev"), "test": (str(args.data.resolve()), "test_500")}
+        if weak_side == "train_unseen":
+            weak = cfg.evolve.weak.model_copy(update={"split": "train", "size": 128})
+            train_cfg = cfg.model_copy(update={"output_dir": store / "train_unseen",
+                                               "evolve": cfg.evolve.model_copy(update={"weak": weak})})
+            sources["train_unseen"] = (str(build_weak_sets(train_cfg, plan.tasks, progress=None)), "weak")
         for r in todo:
-            name, t0 = candidate_name(run, r), time.perf_counter()
+            name, t0, row = candidate_name(run, r), time.perf_counter(), saved(r)
             runner.apply(r["params"])
-            rows = {split: score_rows(ev, lms[split]) for split, ev in evaluators.items()}
-            write_json(store / f"{name}.json", {"run": run.name, "generation": r["generation"], "index": r["index"],
-                                                "search_fitness": r["fitness"], "params": r["params"],
-                                                "dev": rows["dev"], "test": rows["test_500"]})
-            print(f"{name}: rows of dev and test_500 ({time.perf_counter() - t0:.0f} s)", flush=True)
-        del runner, lms
+            for side in {weak_side, "test"} - set(row):
+                ev = Evaluator(specs, data=sources[side][0], split=sources[side][1], batch_size=cfg.evolve.batch_size)
+                row[side] = score_rows(ev, ev.wrap(runner.model, runner.tok))
+            row.update({"run": run.name, "generation": r["generation"], "index": r["index"],
+                        "search_fitness": r["fitness"], "params": r["params"]})
+            write_json(store / f"{name}.json", row)
+            print(f"{name}: rows of {weak_side} and test ({time.perf_counter() - t0:.0f} s)", flush=True)
+        del runner
     cands = {}
     for name in seen.values():
-        saved = read_json(store / f"{name}.json")
-        cands[name] = {split: {t: row_items(rows) for t, rows in saved[split].items()} for split in ("dev", "test")}
+        saved_rows = read_json(store / f"{name}.json")
+        cands[name] = {"dev": {t: row_items(rows) for t, rows in saved_rows[weak_side].items()},
+                       "test": {t: row_items(rows) for t, rows in saved_rows["test"].items()}}
     curve = weak_size_curve(cands, args.sizes, args.draws)
-    res.put("weak_size_vs_test", {"runs": [r.name for r in journals], "rows": str(store), **curve})
+    key = "weak_size_vs_test" if weak_side == "dev" else "weak_size_vs_test_train_unseen"
+    res.put(key, {"runs": [r.name for r in journals], "rows": str(store), "weak_from": weak_side, **curve})
     print(json.dumps({k: curve[k] for k in ("best_test_f1", "mean_test_f1", "by_size", "test_half", "dev_half")},
                      indent=2))
 
@@ -203,6 +218,8 @@ def main(argv=None) -> None:
     ap.add_argument("--per-row", action="store_true", help="dev and test rows per candidate; the weak-size curve")
     ap.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[16, 32, 64, 128, 1000])
     ap.add_argument("--draws", type=int, default=500)
+    ap.add_argument("--weak-from", choices=("dev", "train"), default="dev",
+                    help="--per-row: the split weak sets are drawn from (train: rows the experts do not train on)")
     args = ap.parse_args(argv)
 
     from memmcl_merge.evaluation import Evaluator
