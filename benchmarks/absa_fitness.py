@@ -20,7 +20,9 @@ evolve/stage1/absa/journal.jsonl). Each candidate's test scores are saved as soo
 the same rows for every candidate in a draw, as a search sees them) and reports, per size, the Spearman
 of the weak ranking with the test ranking and the test F1 of the candidate each draw's weak set picks.
 A split-half draw of each split's rows gives the same figures for the split against itself: how far
-apart the candidates are on it at all.
+apart the candidates are on it at all. ``--weak-from train`` scores one 128-row draw per task of the
+train rows the experts do not train on instead of dev (``evolve.weak.split: train``), and the curve
+(``weak_size_vs_test_train_unseen``; its ``dev_half`` is that draw against its own halves) draws from it.
 """
 
 from __future__ import annotations
