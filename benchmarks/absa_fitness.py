@@ -170,12 +170,9 @@ def per_row(args, bench, res, journals) -> None:
         picked = [r for r in spread(records, args.per_search) if genome_key(r["params"]) not in seen]
         for r in picked:
             seen[genome_key(r["params"])] = candidate_name(run, r)
-
-        def saved(r, run=run):
-            path = store / f"{candidate_name(run, r)}.json"
-            return read_json(path) if path.is_file() else {}
-
-        todo = [r for r in picked if not {weak_side, "test"} <= set(saved(r))]
+        paths = {candidate_name(run, r): store / f"{candidate_name(run, r)}.json" for r in picked}
+        on_disk = {name: read_json(path) if path.is_file() else {} for name, path in paths.items()}
+        todo = [r for r in picked if not {weak_side, "test"} <= set(on_disk[candidate_name(run, r)])]
         if not todo:
             continue
         runner = SearchRunner(cfg, plan, link_base(cfg), cfg.output_dir / "weak")
@@ -186,17 +183,20 @@ def per_row(args, bench, res, journals) -> None:
             train_cfg = cfg.model_copy(update={"output_dir": store / "train_unseen",
                                                "evolve": cfg.evolve.model_copy(update={"weak": weak})})
             sources["train_unseen"] = (str(build_weak_sets(train_cfg, plan.tasks, progress=None)), "weak")
+        evaluators = {side: Evaluator(specs, data=sources[side][0], split=sources[side][1],
+                                      batch_size=cfg.evolve.batch_size) for side in (weak_side, "test")}
+        lms = {side: ev.wrap(runner.model, runner.tok) for side, ev in evaluators.items()}
         for r in todo:
-            name, t0, row = candidate_name(run, r), time.perf_counter(), saved(r)
+            name, t0 = candidate_name(run, r), time.perf_counter()
+            row = on_disk[name]
             runner.apply(r["params"])
             for side in {weak_side, "test"} - set(row):
-                ev = Evaluator(specs, data=sources[side][0], split=sources[side][1], batch_size=cfg.evolve.batch_size)
-                row[side] = score_rows(ev, ev.wrap(runner.model, runner.tok))
+                row[side] = score_rows(evaluators[side], lms[side])
             row.update({"run": run.name, "generation": r["generation"], "index": r["index"],
                         "search_fitness": r["fitness"], "params": r["params"]})
-            write_json(store / f"{name}.json", row)
+            write_json(paths[name], row)
             print(f"{name}: rows of {weak_side} and test ({time.perf_counter() - t0:.0f} s)", flush=True)
-        del runner
+        del runner, lms
     cands = {}
     for name in seen.values():
         saved_rows = read_json(store / f"{name}.json")

@@ -411,7 +411,8 @@ def build_weak_sets(cfg, tasks: Sequence[str], progress=print) -> Path:
 def unseen_train_docs(cfg, task: str) -> list[dict]:
     """The task's ``train`` docs the experts (and the curriculum, which reuses their rows) do not
     train on: a weak set drawn from ``train`` must not score merges on rows the experts learnt."""
-    from .data import load_docs, sample_docs
+    from .data import load_docs
+    from .experts import task_train_docs
     from .tasks import get_task
 
     def key(doc):
@@ -419,8 +420,7 @@ def unseen_train_docs(cfg, task: str) -> list[dict]:
 
     spec, train = get_task(task), cfg.experts.train
     pool = load_docs(spec, "train", cfg.data)
-    trained = sample_docs(spec, pool, train.max_examples, train.seed, train.sampling) if train.max_examples else pool
-    seen = {key(d) for d in trained}
+    seen = {key(d) for d in task_train_docs(spec, pool, train)}
     unseen = [d for d in pool if key(d) not in seen]
     if not unseen:
         raise ValueError(f"evolve.weak.split: train leaves no rows of {task} the experts do not train on "

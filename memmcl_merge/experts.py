@@ -81,17 +81,24 @@ def sft_rows(spec: TaskSpec, docs: Sequence[Mapping], demo_pool: Sequence[Mappin
             for r in build_rows(spec, docs, demo_pool, num_demos, seed)]
 
 
+def task_train_docs(spec: TaskSpec, pool: Sequence[Mapping], train_cfg: TrainConfig) -> list[dict]:
+    """The docs of a task's ``train`` split (``pool``) its SFT rows are built from: a seeded sample of
+    ``max_examples`` (label shares by ``train_cfg.sampling``), or all of them."""
+    from .data import sample_docs
+
+    if not train_cfg.max_examples:
+        return list(pool)
+    return sample_docs(spec, pool, train_cfg.max_examples, train_cfg.seed, train_cfg.sampling)
+
+
 def task_train_rows(spec: TaskSpec | str, data: str | None, train_cfg: TrainConfig) -> list[dict[str, str]]:
-    """A task's SFT rows: a seeded sample of ``max_examples`` docs of its ``train`` split (label shares
-    by ``train_cfg.sampling``), each with ``num_demos`` demonstrations drawn from the same ``train``
-    split (never dev/test)."""
-    from .data import load_docs, sample_docs
+    """A task's SFT rows (:func:`task_train_docs`), each with ``num_demos`` demonstrations drawn from
+    the same ``train`` split (never dev/test)."""
+    from .data import load_docs
 
     spec = get_task(spec) if isinstance(spec, str) else spec
     pool = load_docs(spec, "train", data)
-    docs = (sample_docs(spec, pool, train_cfg.max_examples, train_cfg.seed, train_cfg.sampling)
-            if train_cfg.max_examples else pool)
-    return sft_rows(spec, docs, pool, train_cfg.num_demos, train_cfg.seed)
+    return sft_rows(spec, task_train_docs(spec, pool, train_cfg), pool, train_cfg.num_demos, train_cfg.seed)
 
 
 def rows_sha256(rows: Sequence[Mapping[str, str]]) -> str:
