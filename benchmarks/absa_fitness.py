@@ -23,6 +23,9 @@ A split-half draw of each split's rows gives the same figures for the split agai
 apart the candidates are on it at all. ``--weak-from train`` scores one 128-row draw per task of the
 train rows the experts do not train on instead of dev (``evolve.weak.split: train``), and the curve
 (``weak_size_vs_test_train_unseen``; its ``dev_half`` is that draw against its own halves) draws from it.
+``--per-row --gate`` (session 26) asks whether a significance-gated winner would do better: per draw,
+the plain winner (best weak F1) against one kept only when a paired bootstrap over the draw's rows puts it
+ahead of the start point in 80 / 90 / 95% of resamples (results key ``gate_vs_start``).
 """
 
 from __future__ import annotations
@@ -131,6 +134,50 @@ def weak_size_curve(cands: dict[str, dict], sizes: list[int], draws: int, seed: 
     return out
 
 
+def row_counts(items: list[tuple[set, set]]) -> np.ndarray:
+    """Per row: (true positives, predicted + gold triplets); a subset's micro-F1 is 2 sum tp / sum n."""
+    return np.array([(len(p & g), len(p) + len(g)) for p, g in items], dtype=float).reshape(-1, 2)
+
+
+def counts_f1(counts: np.ndarray) -> np.ndarray:
+    """Micro-F1 from summed counts (last axis: tp, n); 0 where nothing was predicted or gold."""
+    return np.where(counts[..., 1] > 0, 2 * counts[..., 0] / np.maximum(counts[..., 1], 1e-12), 0.0)
+
+
+def gate_curve(cands: dict[str, dict], start: str, sizes: list[int], draws: int, levels=(0.8, 0.9, 0.95),
+               boots: int = 400, seed: int = 0) -> dict:
+    """A significance-gated winner against the plain one, per weak-set size: each draw of dev rows
+    picks the candidate with the best weak F1 (``best``), and the gate keeps ``start`` instead unless a
+    paired bootstrap over the draw's own rows finds that candidate ahead of it in at least ``level`` of
+    the resamples. Per rule: the whole-test F1 of the pick (mean and spread over draws), the share of
+    draws whose pick scores below the start point on test, and the share that keep the start."""
+    names = sorted(cands)
+    tasks = sorted(cands[start]["dev"])
+    dev = {t: np.stack([row_counts(cands[c]["dev"][t]) for c in names]) for t in tasks}  # cand x row x 2
+    test = np.mean([counts_f1(np.stack([row_counts(cands[c]["test"][t]) for c in names]).sum(1))
+                    for t in tasks], axis=0)
+    s = names.index(start)
+    rng = np.random.default_rng(seed)
+    out = {"start": start, "start_test_f1": float(test[s]), "boots": boots, "draws": draws, "by_size": {}}
+    for size in sizes:
+        rules = {"best": [], **{f"gate_{lv}": [] for lv in levels}}
+        for _ in range(draws):
+            picks = {t: rng.choice(d.shape[1], min(size, d.shape[1]), replace=False) for t, d in dev.items()}
+            weak = np.mean([counts_f1(dev[t][:, p].sum(1)) for t, p in picks.items()], axis=0)
+            best = int(np.argmax(weak))
+            resampled = np.mean([counts_f1(dev[t][:, p[rng.integers(0, len(p), (boots, len(p)))]].sum(2))
+                                 for t, p in picks.items()], axis=0)  # cand x boot, the same rows for all
+            ahead = 1.0 if best == s else float(np.mean(resampled[best] > resampled[s]))
+            rules["best"].append(best)
+            for lv in levels:
+                rules[f"gate_{lv}"].append(best if ahead >= lv else s)
+        out["by_size"][str(size)] = {
+            rule: {"test_f1": float(test[p].mean()), "test_f1_sd": float(test[p].std()),
+                   "below_start": float(np.mean(test[p] < test[s] - 1e-12)), "kept_start": float(np.mean(p == s))}
+            for rule, p in ((r, np.array(v)) for r, v in rules.items())}
+    return out
+
+
 def score_rows(evaluator, lm) -> dict[str, list[dict]]:
     """Every row's predicted and gold triplets, per task, in doc order."""
     from memmcl_merge.lm_tasks import process_triplets
@@ -202,6 +249,13 @@ def per_row(args, bench, res, journals) -> None:
         saved_rows = read_json(store / f"{name}.json")
         cands[name] = {"dev": {t: row_items(rows) for t, rows in saved_rows[weak_side].items()},
                        "test": {t: row_items(rows) for t, rows in saved_rows["test"].items()}}
+    if args.gate:
+        start = next(n for n in sorted(cands) if n.endswith(" -1.0"))  # generation -1: a search's start point
+        gate = gate_curve(cands, start, args.sizes, args.draws)
+        res.put(f"gate_vs_start{'' if weak_side == 'dev' else '_train_unseen'}", {"runs": [r.name for r in journals],
+                                                                                 **gate})
+        print(json.dumps(gate, indent=2))
+        return
     curve = weak_size_curve(cands, args.sizes, args.draws)
     key = "weak_size_vs_test" if weak_side == "dev" else "weak_size_vs_test_train_unseen"
     res.put(key, {"runs": [r.name for r in journals], "rows": str(store), "weak_from": weak_side, **curve})
@@ -220,6 +274,9 @@ def main(argv=None) -> None:
     ap.add_argument("--per-row", action="store_true", help="dev and test rows per candidate; the weak-size curve")
     ap.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[16, 32, 64, 128, 1000])
     ap.add_argument("--draws", type=int, default=500)
+    ap.add_argument("--gate", action="store_true",
+                    help="--per-row: a significance-gated winner (keep the start point unless a candidate beats it "
+                         "in a paired bootstrap over the weak rows) against the plain best")
     ap.add_argument("--weak-from", choices=("dev", "train"), default="dev",
                     help="--per-row: the split weak sets are drawn from (train: rows the experts do not train on)")
     args = ap.parse_args(argv)

@@ -74,3 +74,23 @@ def test_weak_size_curve_reports_a_dev_split_that_ranks_the_other_way():
     assert curve["by_size"]["300"]["spearman_mean"] < -0.8
     assert curve["by_size"]["300"]["picked_f1"] == pytest.approx(min(curve["test_f1"].values()), abs=1e-4)
     assert curve["dev_half"]["spearman_mean"] > 0.8  # dev agrees with itself, not with test
+
+
+def test_gate_keeps_the_start_against_noise_and_lets_a_clear_winner_through():
+    import numpy as np
+
+    rng = np.random.default_rng(2)
+    # "c0 -1.0" is the start point; c1-c3 are as good as it (noise only), c4 is far better
+    quality = {"c0 -1.0": 0.4, "c1": 0.4, "c2": 0.4, "c3": 0.4, "c4": 0.8}
+    cands = {c: {split: {"t": _rows(rng, q, 300)} for split in ("dev", "test")} for c, q in quality.items()}
+    gate = absa_fitness.gate_curve(cands, "c0 -1.0", [200], draws=40, levels=(0.9,), boots=200)
+    rules = gate["by_size"]["200"]
+    best_test = max(absa_fitness.counts_f1(absa_fitness.row_counts(cands[c]["test"]["t"]).sum(0)) for c in cands)
+    assert rules["best"]["test_f1"] == pytest.approx(best_test)  # c4 is found on every draw
+    assert rules["gate_0.9"]["test_f1"] == pytest.approx(best_test) and rules["gate_0.9"]["kept_start"] == 0.0
+
+    # without c4, the plain winner is whichever noise twin leads the draw; the gate mostly keeps the start
+    twins = {c: v for c, v in cands.items() if c != "c4"}
+    rules = absa_fitness.gate_curve(twins, "c0 -1.0", [32], draws=60, levels=(0.9,), boots=200)["by_size"]["32"]
+    assert rules["best"]["kept_start"] < 0.5 < rules["gate_0.9"]["kept_start"]
+    assert rules["gate_0.9"]["test_f1_sd"] < rules["best"]["test_f1_sd"]
