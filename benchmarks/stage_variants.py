@@ -12,7 +12,7 @@ the untuned start point (every expert at the start weight, density 1: the same m
 genome) is merged once. Each expert on its own task, the start point and each winner are scored on
 the test split with every row's answer kept (results/<results>.json, saved per model, skipped when
 there), then a paired bootstrap over the test rows compares each winner with the start point and
-with the first variant (results key ``paired``). Classification groups only (SC, MAST).
+with the first variant (results key ``paired``, or ``--key``). Classification groups only (SC, MAST).
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ def main(argv=None) -> None:
     ap.add_argument("--data", type=Path, default=rb.DEFAULT_DATA)
     ap.add_argument("--split", default="test_500")
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--key", default="paired", help="the results key of the comparison (one per set of variants)")
     args = ap.parse_args(argv)
 
     from memmcl_merge.evolve import run_plan
@@ -145,7 +146,7 @@ def main(argv=None) -> None:
     means = {n: float(np.mean([rows[n]["scores"][t]["score"] for t in tasks])) for n in [START, *names]}
     experts = {t: rows[f"expert:{t} (own task)"]["scores"][t]["score"] for t in tasks}
     kept = {n: {t: round(rows[n]["scores"][t]["score"] / experts[t], 4) for t in tasks} for n in [START, *names]}
-    res.put("paired", {"means": means, "kept_share_of_expert": kept, **paired})
+    res.put(args.key, {"variants": names, "means": means, "kept_share_of_expert": kept, **paired})
     print(json.dumps({"means": means, **{f"{k} (mean diff, p)": {n: (v["mean"]["difference"], v["mean"]["p"])
                                                                  for n, v in paired[k].items()} for k in paired}},
                      indent=2))

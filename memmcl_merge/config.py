@@ -122,7 +122,8 @@ class WeakDataConfig(_Strict):
 class SearchConfig(_Strict):
     """The genome and the CMA-ES budget of one search."""
 
-    layer_groups: int = Field(3, ge=1, description="Weight/density anchors over the layers per member.")
+    layer_groups: int = Field(2, ge=1, description="Weight/density anchors over the layers per member; "
+                              "2 was the best of 1-4 at 31 evaluations (benchmarks/RESULTS.md, session 26).")
     evolve_density: bool = True
     weight_range: tuple[float, float] = (0.0, 1.5)
     density_range: tuple[float, float] = (0.3, 1.0)
