@@ -61,6 +61,7 @@ def materialise_start(cfg, out_dir: Path) -> Path:
 
     from memmcl_merge.evolve import GenomeSpace, SearchRunner, link_base
     from memmcl_merge.experts import save_plain_model
+    from memmcl_merge.io import replace_dir
 
     if (out_dir / "config.json").is_file():
         return out_dir
@@ -73,8 +74,7 @@ def materialise_start(cfg, out_dir: Path) -> Path:
     runner.apply(space.decode(space.encode(init_w, s.init_density)))
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     save_plain_model(runner.model, runner.tok, tmp, save_dtype="bfloat16")
-    tmp.replace(out_dir)
-    return out_dir
+    return replace_dir(tmp, out_dir)  # a folder left half-written by a killed run is replaced whole
 
 
 def compare(rows: dict, names: list[str], reference: str, metrics: dict[str, str]) -> dict:
