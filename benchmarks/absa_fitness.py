@@ -88,11 +88,26 @@ def row_items(rows: list[dict]) -> list[tuple[set, set]]:
     return [({tuple(t) for t in r["pred"]}, {tuple(t) for t in r["gold"]}) for r in rows]
 
 
-def subset_f1(items_by_task: dict[str, list], picks: dict[str, np.ndarray]) -> float:
-    """Mean over tasks of the exact-match micro-F1 on the picked rows of each task."""
-    from memmcl_merge.lm_tasks import micro_f1
+def row_counts(items: list[tuple[set, set]]) -> np.ndarray:
+    """Per row: (true positives, predicted + gold triplets); a subset's micro-F1 is 2 sum tp / sum n
+    (lm_tasks.micro_f1 on those rows, as counts so that many subsets cost a few array sums)."""
+    return np.array([(len(p & g), len(p) + len(g)) for p, g in items], dtype=float).reshape(-1, 2)
 
-    return float(np.mean([micro_f1([items[i] for i in picks[t]]) for t, items in items_by_task.items()]))
+
+def counts_f1(counts: np.ndarray) -> np.ndarray:
+    """Micro-F1 from summed counts (last axis: tp, n); 0 where nothing was predicted or gold."""
+    return np.where(counts[..., 1] > 0, 2 * counts[..., 0] / np.maximum(counts[..., 1], 1e-12), 0.0)
+
+
+def split_counts(cands: dict[str, dict], names: list[str], split: str) -> dict[str, np.ndarray]:
+    """Per task (sorted): the candidates' row counts on ``split``, candidates x rows x 2."""
+    return {t: np.stack([row_counts(cands[c][split][t]) for c in names]) for t in sorted(cands[names[0]][split])}
+
+
+def mean_f1(counts: dict[str, np.ndarray], picks: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Per candidate: the mean over tasks of the micro-F1 on the picked rows of each task (all rows
+    without ``picks``)."""
+    return np.mean([counts_f1((c if picks is None else c[:, picks[t]]).sum(1)) for t, c in counts.items()], axis=0)
 
 
 def weak_size_curve(cands: dict[str, dict], sizes: list[int], draws: int, seed: int = 0) -> dict:
@@ -101,11 +116,10 @@ def weak_size_curve(cands: dict[str, dict], sizes: list[int], draws: int, seed: 
     candidate it picks (``picked_f1``, mean over draws) next to the best and the mean candidate. ``cands[name]``:
     ``{"dev": {task: items}, "test": {task: items}}``."""
     names = sorted(cands)
-    tasks = sorted(cands[names[0]]["dev"])
-    n_dev = {t: len(cands[names[0]]["dev"][t]) for t in tasks}
-    n_test = {t: len(cands[names[0]]["test"][t]) for t in tasks}
-    test = np.array([subset_f1(cands[c]["test"], {t: np.arange(n) for t, n in n_test.items()}) for c in names])
-    dev = np.array([subset_f1(cands[c]["dev"], {t: np.arange(n) for t, n in n_dev.items()}) for c in names])
+    counts = {split: split_counts(cands, names, split) for split in ("dev", "test")}
+    n_dev = {t: c.shape[1] for t, c in counts["dev"].items()}
+    n_test = {t: c.shape[1] for t, c in counts["test"].items()}
+    test, dev = mean_f1(counts["test"]), mean_f1(counts["dev"])
     rng = np.random.default_rng(seed)
 
     def summary(picks_of_draw, split, reference=test):
@@ -113,8 +127,7 @@ def weak_size_curve(cands: dict[str, dict], sizes: list[int], draws: int, seed: 
         reference F1 of the candidate each draw ranks first."""
         rhos, picked = [], []
         for _ in range(draws):
-            picks = picks_of_draw()
-            weak = np.array([subset_f1(cands[c][split], picks) for c in names])
+            weak = mean_f1(counts[split], picks_of_draw())
             rhos.append(spearman(weak, reference) if np.ptp(weak) > 0 else 0.0)
             picked.append(float(reference[np.flatnonzero(weak == weak.max())].mean()))  # ties: their mean
         return {"spearman_mean": float(np.mean(rhos)), "spearman_p10": float(np.percentile(rhos, 10)),
@@ -134,16 +147,6 @@ def weak_size_curve(cands: dict[str, dict], sizes: list[int], draws: int, seed: 
     return out
 
 
-def row_counts(items: list[tuple[set, set]]) -> np.ndarray:
-    """Per row: (true positives, predicted + gold triplets); a subset's micro-F1 is 2 sum tp / sum n."""
-    return np.array([(len(p & g), len(p) + len(g)) for p, g in items], dtype=float).reshape(-1, 2)
-
-
-def counts_f1(counts: np.ndarray) -> np.ndarray:
-    """Micro-F1 from summed counts (last axis: tp, n); 0 where nothing was predicted or gold."""
-    return np.where(counts[..., 1] > 0, 2 * counts[..., 0] / np.maximum(counts[..., 1], 1e-12), 0.0)
-
-
 def gate_curve(cands: dict[str, dict], start: str, sizes: list[int], draws: int, levels=(0.8, 0.9, 0.95),
                boots: int = 400, seed: int = 0) -> dict:
     """A significance-gated winner against the plain one, per weak-set size: each draw of dev rows
@@ -152,10 +155,8 @@ def gate_curve(cands: dict[str, dict], start: str, sizes: list[int], draws: int,
     the resamples. Per rule: the whole-test F1 of the pick (mean and spread over draws), the share of
     draws whose pick scores below the start point on test, and the share that keep the start."""
     names = sorted(cands)
-    tasks = sorted(cands[start]["dev"])
-    dev = {t: np.stack([row_counts(cands[c]["dev"][t]) for c in names]) for t in tasks}  # cand x row x 2
-    test = np.mean([counts_f1(np.stack([row_counts(cands[c]["test"][t]) for c in names]).sum(1))
-                    for t in tasks], axis=0)
+    dev = split_counts(cands, names, "dev")
+    test = mean_f1(split_counts(cands, names, "test"))
     s = names.index(start)
     rng = np.random.default_rng(seed)
     out = {"start": start, "start_test_f1": float(test[s]), "boots": boots, "draws": draws, "by_size": {}}
@@ -163,8 +164,7 @@ def gate_curve(cands: dict[str, dict], start: str, sizes: list[int], draws: int,
         rules = {"best": [], **{f"gate_{lv}": [] for lv in levels}}
         for _ in range(draws):
             picks = {t: rng.choice(d.shape[1], min(size, d.shape[1]), replace=False) for t, d in dev.items()}
-            weak = np.mean([counts_f1(dev[t][:, p].sum(1)) for t, p in picks.items()], axis=0)
-            best = int(np.argmax(weak))
+            best = int(np.argmax(mean_f1(dev, picks)))
             resampled = np.mean([counts_f1(dev[t][:, p[rng.integers(0, len(p), (boots, len(p)))]].sum(2))
                                  for t, p in picks.items()], axis=0)  # cand x boot, the same rows for all
             ahead = 1.0 if best == s else float(np.mean(resampled[best] > resampled[s]))

@@ -57,21 +57,16 @@ def answers(model_dir: Path, tasks: list[str], data: str, split: str, limit: int
 
 def materialise_start(cfg, out_dir: Path) -> Path:
     """The search's start point as a model folder (what generation -1 of every variant scores)."""
-    import math
-
-    from memmcl_merge.evolve import GenomeSpace, SearchRunner, link_base
+    from memmcl_merge.evolve import SearchRunner, link_base, search_space
     from memmcl_merge.experts import save_plain_model
     from memmcl_merge.io import replace_dir
 
     if (out_dir / "config.json").is_file():
         return out_dir
     plan = cfg.plan()[0]
-    s = plan.search
-    space = GenomeSpace(tuple(plan.members), s.layer_groups, s.evolve_density, tuple(s.weight_range),
-                        tuple(s.density_range))
-    init_w = s.init_weight if s.init_weight is not None else 1.0 / math.sqrt(len(plan.members))
+    space, x0 = search_space(plan)
     runner = SearchRunner(cfg, plan, link_base(cfg), cfg.output_dir / "weak")
-    runner.apply(space.decode(space.encode(init_w, s.init_density)))
+    runner.apply(space.decode(x0))
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     save_plain_model(runner.model, runner.tok, tmp, save_dtype="bfloat16")
     return replace_dir(tmp, out_dir)  # a folder left half-written by a killed run is replaced whole

@@ -576,6 +576,16 @@ def link_base(cfg) -> str:
     return base_path
 
 
+def search_space(plan) -> tuple[GenomeSpace, list[float]]:
+    """A search's genome and its starting point: every member at ``init_weight`` (default
+    1/sqrt(members)) and ``init_density``."""
+    s = plan.search
+    space = GenomeSpace(tuple(plan.members), s.layer_groups, s.evolve_density, tuple(s.weight_range),
+                        tuple(s.density_range))
+    init_w = s.init_weight if s.init_weight is not None else 1.0 / math.sqrt(len(plan.members))
+    return space, space.encode(init_w, s.init_density)
+
+
 def run_plan(cfg, stages: Sequence[str] | None = None, progress=print) -> dict[str, dict]:
     """Run every search of the plan (or of the named stages, or of single searches named by key,
     ``stage1/SC``) in order; finished searches are skipped. The searches of one stage depend on none
@@ -604,9 +614,7 @@ def run_plan(cfg, stages: Sequence[str] | None = None, progress=print) -> dict[s
                      f"weak task(s), budget {plan.search.max_evals} evaluations")
         runner = SearchRunner(cfg, plan, base_path, weak_root)
         s = plan.search
-        space = GenomeSpace(tuple(plan.members), s.layer_groups, s.evolve_density, tuple(s.weight_range),
-                            tuple(s.density_range))
-        init_w = s.init_weight if s.init_weight is not None else 1.0 / math.sqrt(len(plan.members))
+        space, x0 = search_space(plan)
         fit = FitnessSpec.from_config(cfg.evolve.fitness)
         budget = SearchBudget(s.popsize, s.sigma, s.max_evals, s.max_seconds, cfg.seed)
         many = None
@@ -615,7 +623,7 @@ def run_plan(cfg, stages: Sequence[str] | None = None, progress=print) -> dict[s
 
             many = RayPool(cfg, plan, base_path, weak_root, cfg.evolve.ray_workers)
         try:
-            res = run_search(space, runner, fit, budget, work, space.encode(init_w, s.init_density),
+            res = run_search(space, runner, fit, budget, work, x0,
                              evaluate_many=many, progress=(lambda m, k=plan.key: progress(f"{k}: {m}"))
                              if progress else None)
         finally:
