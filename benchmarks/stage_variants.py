@@ -64,7 +64,7 @@ def materialise_start(cfg, out_dir: Path) -> Path:
     if (out_dir / "config.json").is_file():
         return out_dir
     plan = cfg.plan()[0]
-    space, x0 = search_space(plan)
+    space, x0 = search_space(plan, cfg)
     runner = SearchRunner(cfg, plan, link_base(cfg), cfg.output_dir / "weak")
     runner.apply(space.decode(x0))
     tmp = out_dir.with_name(out_dir.name + ".tmp")

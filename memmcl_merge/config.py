@@ -128,6 +128,9 @@ class SearchConfig(_Strict):
     weight_range: tuple[float, float] = (0.0, 1.5)
     density_range: tuple[float, float] = (0.3, 1.0)
     init_weight: float | None = Field(None, description="Start weight (default 1/sqrt(members)).")
+    start_weights: Literal["uniform", "expert_gap"] = Field(
+        "uniform", description="uniform: every member at init_weight; expert_gap: each expert's start "
+        "weight scaled by its dev gain over the base relative to the members' mean gain.")
     init_density: float = Field(1.0, gt=0.0, le=1.0)
     consensus: bool = False
     sparsify_method: Literal["magnitude", "dare"] = "magnitude"

@@ -72,15 +72,21 @@ class GenomeSpace:
             out[name] = {"weight": _scalar_or_list(weights), "density": _scalar_or_list(dens)}
         return out
 
-    def encode(self, weight: float, density: float) -> list[float]:
-        """The genome where every member has this weight and density (the starting point)."""
+    def encode(self, weight: float | Sequence[float], density: float) -> list[float]:
+        """The genome where every member has this weight (or its own, one per member) and density
+        (the starting point)."""
+        weights = [weight] * len(self.members) if isinstance(weight, (int, float)) else list(weight)
+        if len(weights) != len(self.members):
+            raise ValueError(f"{len(weights)} start weights for {len(self.members)} members")
         wl, wh = self.weight_range
-        w = (weight - wl) / (wh - wl)
-        genes = [w] * self.layer_groups
-        if self.evolve_density:
-            dl, dh = self.density_range
-            genes += [(density - dl) / (dh - dl)] * self.layer_groups
-        return [min(1.0, max(0.0, v)) for v in genes] * len(self.members)
+        dl, dh = self.density_range
+        genome = []
+        for w in weights:
+            genes = [(w - wl) / (wh - wl)] * self.layer_groups
+            if self.evolve_density:
+                genes += [(density - dl) / (dh - dl)] * self.layer_groups
+            genome += [min(1.0, max(0.0, v)) for v in genes]
+        return genome
 
 
 def _scalar_or_list(values: list[float]) -> float | list[float]:
@@ -576,14 +582,34 @@ def link_base(cfg) -> str:
     return base_path
 
 
-def search_space(plan) -> tuple[GenomeSpace, list[float]]:
+def expert_gaps(cfg, members: Sequence[str]) -> dict[str, float]:
+    """Per member that is an expert with both dev scores recorded by the experts step: its own-task
+    dev score minus the base model's."""
+    from .curriculum import measured_signals
+
+    signals = measured_signals(cfg)
+    return {m: signals[m]["expert"] - signals[m]["base"] for m in members
+            if "expert" in signals.get(m, {}) and "base" in signals.get(m, {})}
+
+
+def search_space(plan, cfg=None) -> tuple[GenomeSpace, list[float]]:
     """A search's genome and its starting point: every member at ``init_weight`` (default
-    1/sqrt(members)) and ``init_density``."""
+    1/sqrt(members)) and ``init_density``; with ``start_weights: expert_gap`` (needs ``cfg``) each
+    expert's start weight is scaled by its dev gain over the base relative to the members' mean gain
+    (members with no recorded gain, such as earlier stages' models, keep the plain start weight)."""
     s = plan.search
     space = GenomeSpace(tuple(plan.members), s.layer_groups, s.evolve_density, tuple(s.weight_range),
                         tuple(s.density_range))
     init_w = s.init_weight if s.init_weight is not None else 1.0 / math.sqrt(len(plan.members))
-    return space, space.encode(init_w, s.init_density)
+    if s.start_weights == "uniform":
+        return space, space.encode(init_w, s.init_density)
+    if cfg is None:
+        raise ValueError("start_weights: expert_gap needs the run config (the experts' dev scores)")
+    # a floor keeps an expert that did not beat the base on its 32 dev rows in the merge at all
+    gaps = {m: max(g, 0.01) for m, g in expert_gaps(cfg, plan.members).items()}
+    mean_gap = sum(gaps.values()) / len(gaps) if gaps else 1.0
+    weights = [init_w * gaps[m] / mean_gap if m in gaps else init_w for m in plan.members]
+    return space, space.encode(weights, s.init_density)
 
 
 def run_plan(cfg, stages: Sequence[str] | None = None, progress=print) -> dict[str, dict]:
@@ -614,7 +640,7 @@ def run_plan(cfg, stages: Sequence[str] | None = None, progress=print) -> dict[s
                      f"weak task(s), budget {plan.search.max_evals} evaluations")
         runner = SearchRunner(cfg, plan, base_path, weak_root)
         s = plan.search
-        space, x0 = search_space(plan)
+        space, x0 = search_space(plan, cfg)
         fit = FitnessSpec.from_config(cfg.evolve.fitness)
         budget = SearchBudget(s.popsize, s.sigma, s.max_evals, s.max_seconds, cfg.seed)
         many = None

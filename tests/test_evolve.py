@@ -39,6 +39,31 @@ def test_genome_decode_encode_round_trip():
     assert GenomeSpace(("a",), evolve_density=False).decode([7.0])["a"]["weight"] == 1.5
 
 
+def test_start_weights_follow_the_experts_dev_gain(tmp_path):
+    """expert_gap: an expert that gained twice the members' mean over the base on dev starts at twice
+    the plain start weight; a member without recorded dev scores keeps the plain one."""
+    from memmcl_merge.config import RunConfig
+    from memmcl_merge.evolve import search_space
+
+    cfg = RunConfig(output_dir=str(tmp_path), tasks=["sst2", "sst5", "tweet_irony"],
+                    evolve={"search": {"layer_groups": 1, "evolve_density": False, "init_weight": 0.5,
+                                       "weight_range": [0.0, 2.0], "start_weights": "expert_gap"},
+                            "stages": [{"name": "stage1", "groups": {"g": ["sst2", "sst5", "tweet_irony"]}}]})
+    for task, (expert, base) in {"sst2": (0.9, 0.5), "sst5": (0.4, 0.2)}.items():  # gains 0.4, 0.2
+        (cfg.experts_dir / task).mkdir(parents=True)
+        (cfg.experts_dir / task / "memmcl_expert.json").write_text(
+            json.dumps({"dev": {"expert": {"score": expert}, "base": {"score": base}}}))
+    plan = cfg.plan()[0]
+    space, x0 = search_space(plan, cfg)
+    weights = {m: p["weight"] for m, p in space.decode(x0).items()}
+    assert weights == pytest.approx({"sst2": 0.5 * 0.4 / 0.3, "sst5": 0.5 * 0.2 / 0.3, "tweet_irony": 0.5}, abs=1e-5)
+    uniform_space, uniform_x0 = search_space(plan._replace(search=plan.search.model_copy(
+        update={"start_weights": "uniform"})))
+    assert {p["weight"] for p in uniform_space.decode(uniform_x0).values()} == {0.5}
+    with pytest.raises(ValueError, match="needs the run config"):
+        search_space(plan)
+
+
 def test_fitness_uses_smooth_metric_and_rejects_nan():
     fit = FitnessSpec("mix", {"b": 3.0})
     scores = {"a": {"score": 0.5, "p_gold": 0.7}, "b": {"score": 0.25}}
