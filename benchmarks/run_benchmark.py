@@ -519,6 +519,15 @@ def step_answer_window(args) -> None:
                                                       "tasks": out})
 
 
+def row_answers(record: dict, tasks, key: str = "pred") -> dict:
+    """Per task of a results record: every test row's gold and answer (``key``) label index, as arrays
+    for a paired bootstrap (the record keeps them as strings of digits)."""
+    import numpy as np
+
+    return {t: (np.array([int(c) for c in record["scores"][t]["gold"]]),
+                np.array([int(c) for c in record["scores"][t][key]])) for t in tasks}
+
+
 def variant_slug(name: str) -> str:
     """The folder name of a controlled run under runs/bench/variants (a rerun of NAME reuses it)."""
     import re
@@ -603,7 +612,7 @@ def step_calibrate(args) -> None:
     are kept in runs/calibration/<results>/ (another method refits without running the model);
     saved after each model; a model already there is not run again."""
     from memmcl_merge.calibration import METHODS, fit_label_offsets, predict, task_score
-    from memmcl_merge.evaluation import Evaluator, choice_loglikelihoods, group_means, resolve_tasks
+    from memmcl_merge.evaluation import Evaluator, choice_answers, group_means, resolve_tasks
     from memmcl_merge.io import read_json, write_json
     from memmcl_merge.models import load_model_and_tokenizer
 
@@ -621,8 +630,7 @@ def step_calibrate(args) -> None:
             evaluators[key] = Evaluator(specs, data=str(args.data), split=split, limit=limit, num_demos=demos,
                                         batch_size=SCORE_BATCH_SIZE)
         ev = evaluators[key]
-        samples = ev.logged_samples(ev.wrap(model, tok))[1]
-        return {t: {"lls": choice_loglikelihoods(v), "gold": [int(s["doc"]["gold"]) for s in v]} for t, v in samples.items()}
+        return choice_answers(ev.logged_samples(ev.wrap(model, tok))[1])
 
     for name, rec in source.data["systems"].items():
         if not args.only or not _selected(args, name) or out.has(name):
@@ -845,7 +853,6 @@ def step_paired(args) -> None:
     Once over the rows alone, once over the rows and the runs on each side, and our share of each
     own expert's score. Writes results/<results>_paired[_<field>].json (or ``--bar-out``); runs no
     model."""
-    import numpy as np
     from paired import expert_shares, paired_bootstrap
 
     from memmcl_merge.io import read_json, write_json
@@ -864,8 +871,7 @@ def step_paired(args) -> None:
         missing = [t for t in among if key not in rows[name]["scores"].get(t, {})]
         if missing:
             raise SystemExit(f"{name!r} has no per-row answers ({key!r}) for {', '.join(missing)}")
-        return {t: (np.array([int(c) for c in rows[name]["scores"][t]["gold"]]),
-                    np.array([int(c) for c in rows[name]["scores"][t][key]])) for t in among}
+        return row_answers(rows[name], among, key)
 
     ours = [answers(n) for n in runs]
     experts = {t: answers(rec_name, [t])[t] for t in tasks

@@ -35,7 +35,7 @@ START = "start point"
 def answers(model_dir: Path, tasks: list[str], data: str, split: str, limit: int | None) -> dict:
     """Per task: score and every row's gold and predicted label index (strings of digits)."""
     from memmcl_merge.calibration import predict, task_score
-    from memmcl_merge.evaluation import Evaluator, choice_loglikelihoods
+    from memmcl_merge.evaluation import Evaluator, choice_answers
     from memmcl_merge.models import load_model_and_tokenizer
     from memmcl_merge.tasks import get_task
 
@@ -45,11 +45,10 @@ def answers(model_dir: Path, tasks: list[str], data: str, split: str, limit: int
                          "generate triplets (see absa_fitness.py)")
     model, tok = load_model_and_tokenizer(str(model_dir), dtype=rb.eval_dtype())
     ev = Evaluator(specs, data=data, split=split, limit=limit, batch_size=rb.SCORE_BATCH_SIZE)
-    samples = ev.logged_samples(ev.wrap(model, tok))[1]
+    logged = choice_answers(ev.logged_samples(ev.wrap(model, tok))[1])
     out = {}
     for spec in specs:
-        gold = [int(s["doc"]["gold"]) for s in samples[spec.name]]
-        pred = predict(choice_loglikelihoods(samples[spec.name]))
+        gold, pred = logged[spec.name]["gold"], predict(logged[spec.name]["lls"])
         out[spec.name] = {"score": task_score(spec.metric, gold, pred), "gold": "".join(map(str, gold)),
                           "pred": "".join(map(str, pred))}
     return out
@@ -76,11 +75,8 @@ def compare(rows: dict, names: list[str], reference: str, metrics: dict[str, str
     """Paired bootstrap of each of ``names`` against ``reference`` on the tasks of ``metrics``."""
     from paired import paired_bootstrap
 
-    def runs(name):
-        return [{t: (np.array(list(map(int, rows[name]["scores"][t]["gold"]))),
-                     np.array(list(map(int, rows[name]["scores"][t]["pred"])))) for t in metrics}]
-
-    return {n: paired_bootstrap(runs(n), runs(reference), metrics) for n in names if n != reference}
+    return {n: paired_bootstrap([rb.row_answers(rows[n], metrics)], [rb.row_answers(rows[reference], metrics)], metrics)
+            for n in names if n != reference}
 
 
 def main(argv=None) -> None:

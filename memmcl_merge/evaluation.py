@@ -153,6 +153,13 @@ def choice_loglikelihoods(samples: Sequence[Mapping]) -> list[list[float]]:
     return [[float(r[0]) for r in s["filtered_resps"]] for s in samples]
 
 
+def choice_answers(logged: Mapping[str, Sequence[Mapping]]) -> dict[str, dict[str, list]]:
+    """Per task of lm-eval's logged samples: every row's gold label index (``gold``) and choice
+    log-likelihoods (``lls``), in row order."""
+    return {t: {"gold": [int(s["doc"]["gold"]) for s in v], "lls": choice_loglikelihoods(v)}
+            for t, v in logged.items()}
+
+
 def evaluate_model(model_ref: str, tasks=None, data=None, split: str = "test", limit=None,
                    num_demos: int = 0, batch_size: int = 16, dtype=None) -> dict:
     """Load a model folder / short name / hub id (in ``dtype``, default float32) and score it;
