@@ -167,6 +167,12 @@ class FitnessConfig(_Strict):
     generation_metric: Literal["score", "partial_f1"] = Field(
         "score", description="Triplet tasks: exact-match micro-F1 (score) or partial credit for aspects, "
                              "opinions and polarities (partial_f1).")
+    scale: Literal["none", "best_member"] = Field(
+        "none", description="none: the mean of the task values. best_member: each task's value divided by "
+                            "the best member's on that task (every member scored once on the weak sets "
+                            "before the search, kept in the search's member_scores.json), so the fitness is "
+                            "the mean share of the best member's score a candidate keeps and the tasks that "
+                            "move most do not outvote the others.")
 
 
 class EvolveConfig(_Strict):

@@ -21,7 +21,7 @@ import os
 import pickle
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .io import replace_dir, write_json, write_text
@@ -29,6 +29,7 @@ from .io import replace_dir, write_json, write_text
 log = logging.getLogger("memmcl.evolve")
 
 WORST_FITNESS = -1.0  # fitness of a failed / NaN candidate: below any real score (scores are in [0, 1])
+SCALE_FLOOR = 0.05  # smallest divisor of fitness.scale: best_member
 
 
 # -- genome ---------------------------------------------------------------------------------------
@@ -109,11 +110,22 @@ class FitnessSpec:
     classification_metric: str = "mix"
     task_weights: Mapping[str, float] = field(default_factory=dict)
     generation_metric: str = "score"
+    task_scale: Mapping[str, float] = field(default_factory=dict)  # divisors (scaled_to)
 
     @classmethod
     def from_config(cls, fitness) -> FitnessSpec:
-        """From a run's ``evolve.fitness`` section."""
+        """From a run's ``evolve.fitness`` section (``scale`` is applied by :meth:`scaled_to`)."""
         return cls(fitness.classification_metric, dict(fitness.task_weights), fitness.generation_metric)
+
+    def scaled_to(self, member_scores: Mapping[str, Mapping[str, Mapping[str, float]]]) -> FitnessSpec:
+        """The same fitness with each task's value divided by the best member's value on it
+        (``member_scores``: member -> task -> metrics). A floor keeps a task no member can do
+        (value near 0) from turning noise into the whole fitness."""
+        tasks = {t for scores in member_scores.values() for t in scores}
+        best = {t: max(self.task_value(t, s[t]) for s in member_scores.values() if t in s) for t in tasks}
+        if not all(math.isfinite(v) for v in best.values()):
+            raise ValueError(f"fitness scale: a member scored a non-finite value on the weak sets: {best}")
+        return replace(self, task_scale={t: max(v, SCALE_FLOOR) for t, v in best.items()})
 
     def task_value(self, task: str, row: Mapping[str, float]) -> float:
         if "p_gold" not in row:  # generation task
@@ -126,7 +138,7 @@ class FitnessSpec:
         total = weight_sum = 0.0
         for task, row in scores.items():
             w = float(self.task_weights.get(task, 1.0))
-            total += w * self.task_value(task, row)
+            total += w * self.task_value(task, row) / self.task_scale.get(task, 1.0)
             weight_sum += w
         value = total / weight_sum if weight_sum else WORST_FITNESS
         return value if math.isfinite(value) else WORST_FITNESS
@@ -538,6 +550,29 @@ class SearchRunner:
         load_weights(self.model, self.merger.merge(self.full_params(decoded)))
         return time.perf_counter() - t0
 
+    def score_member(self, member: str) -> dict:
+        """One member as trained (the base plus its whole task vector) on the weak sets."""
+        deltas = self.merger.deltas[member]
+        load_weights(self.model, {n: b.to(deltas[n].dtype) + deltas[n] for n, b in self.merger.base.items()
+                                  if n in deltas})
+        with quiet_progress_bars():
+            return self.evaluator.evaluate(self.lm)
+
+    def member_scores(self, path: Path, progress=None) -> dict:
+        """Every member's weak-set scores, measured once and kept in ``path`` (a resumed search must
+        divide by the same numbers its journal was scored with)."""
+        from .io import read_json
+
+        if path.is_file():
+            return read_json(path)
+        scores = {}
+        for m in self.plan.members:
+            scores[m] = self.score_member(m)
+            if progress:
+                progress(f"member {m} on the weak sets:\n" + format_weak_scores(scores[m]))
+        write_json(path, scores)
+        return scores
+
     def __call__(self, decoded: Mapping) -> dict:
         seconds_merge = self.apply(decoded)
         t0 = time.perf_counter()
@@ -642,6 +677,10 @@ def run_plan(cfg, stages: Sequence[str] | None = None, progress=print) -> dict[s
         s = plan.search
         space, x0 = search_space(plan, cfg)
         fit = FitnessSpec.from_config(cfg.evolve.fitness)
+        if cfg.evolve.fitness.scale == "best_member":
+            fit = fit.scaled_to(runner.member_scores(work / "member_scores.json",
+                                                     (lambda m, k=plan.key: progress(f"{k}: {m}")) if progress else None))
+        _guard_fitness(work / "fitness.json", fit)
         budget = SearchBudget(s.popsize, s.sigma, s.max_evals, s.max_seconds, cfg.seed)
         many = None
         if cfg.evolve.parallel == "ray":
@@ -678,6 +717,17 @@ def run_plan(cfg, stages: Sequence[str] | None = None, progress=print) -> dict[s
         del runner
     _write_stage_aliases(cfg, results)
     return results
+
+
+def _guard_fitness(path: Path, fit: FitnessSpec) -> None:
+    """A search resumed under another fitness would rank journal records scored two ways: refuse it."""
+    from .io import read_json
+
+    spec = json.loads(json.dumps(fit.__dict__))
+    if path.is_file() and (old := read_json(path)) != spec:
+        raise ValueError(f"{path.parent}: this search was started with fitness {old}, the config now gives "
+                         f"{spec}; restore the old fitness settings or delete {path.parent} to start it again")
+    write_json(path, spec)
 
 
 def format_weak_scores(scores: Mapping[str, Mapping[str, float]]) -> str:

@@ -73,6 +73,14 @@ def test_fitness_uses_smooth_metric_and_rejects_nan():
     triplets = {"t": {"score": 0.1, "partial_f1": 0.4}}
     assert FitnessSpec()(triplets) == pytest.approx(0.1)
     assert FitnessSpec(generation_metric="partial_f1")(triplets) == pytest.approx(0.4)
+    # scaled to the best member per task; a task no member can do is divided by the floor, not by ~0
+    members = {"m1": {"a": {"score": 0.8, "p_gold": 0.6}, "t": {"score": 0.0}},
+               "m2": {"a": {"score": 0.4, "p_gold": 0.4}, "t": {"score": 0.01}}}
+    scaled = FitnessSpec().scaled_to(members)
+    assert scaled.task_scale == pytest.approx({"a": 0.7, "t": 0.05})
+    assert scaled({"a": {"score": 0.7, "p_gold": 0.7}, "t": {"score": 0.05}}) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="non-finite"):
+        FitnessSpec().scaled_to({"m": {"a": {"score": float("nan"), "p_gold": 0.5}}})
 
 
 def test_fitness_config_reaches_the_spec():
@@ -268,6 +276,45 @@ def test_stage_improves_weak_fitness_and_recipe_reproduces_weights(disagreeing_e
     assert run_plan(cfg, stages=["stage1/g"], progress=None)["stage1/g"]["best_fitness"] == res["best_fitness"]
     with pytest.raises(ValueError, match=r"searches \['stage1/g'\]"):
         run_plan(cfg, stages=["stage1/nope"], progress=None)
+
+
+def test_fitness_scaled_to_the_best_member_keeps_the_share_of_its_score(disagreeing_experts, tiny_base_dir):
+    """fitness.scale best_member: every member is scored once on the weak sets (as trained: the
+    member's own weights), each record's fitness is its task value over the best member's, and a
+    resume under another fitness is refused."""
+    from memmcl_merge.evolve import MARKER, SearchRunner, build_weak_sets, link_base, run_plan, stage_dir
+    from memmcl_merge.models import load_model_and_tokenizer
+
+    cfg = _stage_config(disagreeing_experts, tiny_base_dir,
+                        search={"popsize": 6, "max_evals": 7, "sigma": 0.3, "layer_groups": 2, "evolve_density": False},
+                        fitness={"classification_metric": "p_gold", "scale": "best_member"})
+    cfg = cfg.model_copy(update={"output_dir": disagreeing_experts / "out_scaled"})
+    cfg.output_dir.mkdir(exist_ok=True)
+    if not (cfg.output_dir / "experts").exists():
+        os.symlink(disagreeing_experts / "experts", cfg.output_dir / "experts")
+    res = run_plan(cfg, progress=None)["stage1/g"]
+    work = stage_dir(cfg, "stage1/g")
+    members = json.loads((work / "member_scores.json").read_text())
+    best = max(m["tweet_offensive"]["p_gold"] for m in members.values())
+    assert members["tweet_offensive"]["tweet_offensive"]["p_gold"] == best  # the real expert, not its negation
+    records = [json.loads(line) for line in (work / "journal.jsonl").read_text().splitlines()]
+    for rec in records:
+        assert rec["fitness"] == pytest.approx(rec["scores"]["tweet_offensive"]["p_gold"] / best)
+    assert res["start_fitness"] < 1.0 and res["best_fitness"] == max(r["fitness"] for r in records)
+
+    # a member scored by the runner is the member's own saved model
+    runner = SearchRunner(cfg, cfg.plan()[0], link_base(cfg), build_weak_sets(cfg, ["tweet_offensive"], None))
+    expert, tok = load_model_and_tokenizer(str(disagreeing_experts / "experts" / "tweet_offensive"),
+                                           dtype=runner.model.dtype)
+    own = runner.evaluator.evaluate(runner.evaluator.wrap(expert, tok))
+    assert own["tweet_offensive"]["p_gold"] == pytest.approx(best, abs=1e-4)
+
+    # the same search resumed under another fitness is refused, naming both
+    (work / MARKER).unlink()
+    plain = cfg.model_copy(update={"evolve": cfg.evolve.model_copy(update={
+        "fitness": cfg.evolve.fitness.model_copy(update={"scale": "none"})})})
+    with pytest.raises(ValueError, match="started with fitness"):
+        run_plan(plain, progress=None)
 
 
 @pytest.mark.slow
