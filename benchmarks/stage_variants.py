@@ -12,7 +12,9 @@ the untuned start point (every expert at the start weight, density 1: the same m
 genome) is merged once. Each expert on its own task, the start point and each winner are scored on
 the test split with every row's answer kept (results/<results>.json, saved per model, skipped when
 there), then a paired bootstrap over the test rows compares each winner with the start point and
-with the first variant (results key ``paired``, or ``--key``). Classification groups only (SC, MAST).
+with the first variant, and, where the variants span several weak draws (``weak.seed=``), each with
+the first variant of its own draw (results key ``paired``, or ``--key``). Classification groups only
+(SC, MAST).
 """
 
 from __future__ import annotations
@@ -79,6 +81,15 @@ def compare(rows: dict, names: list[str], reference: str, metrics: dict[str, str
             for n in names if n != reference}
 
 
+def first_of_its_draw(draws: dict[str, int]) -> dict[str, str]:
+    """Variant (in run order) -> the first variant run on the same weak draw, for every variant that
+    is not itself the first of its draw: a winner is compared with one searched on the same weak rows."""
+    firsts: dict[int, str] = {}
+    for name, draw in draws.items():
+        firsts.setdefault(draw, name)
+    return {n: firsts[d] for n, d in draws.items() if firsts[d] != n}
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variant", nargs="+", action="append", required=True, metavar=("NAME", "KEY=VALUE"))
@@ -134,6 +145,9 @@ def main(argv=None) -> None:
     names = [n for n, _ in variants]
     paired = {"against_start": compare(rows, names, START, metrics),
               "against_first": compare(rows, names, names[0], metrics)}
+    same_draw = first_of_its_draw({n: c.evolve.weak.seed for n, c in variants})
+    if any(ref != names[0] for ref in same_draw.values()):
+        paired["against_first_of_its_draw"] = {n: compare(rows, [n], ref, metrics)[n] for n, ref in same_draw.items()}
     means = {n: float(np.mean([rows[n]["scores"][t]["score"] for t in tasks])) for n in [START, *names]}
     experts = {t: rows[f"expert:{t} (own task)"]["scores"][t]["score"] for t in tasks}
     kept = {n: {t: round(rows[n]["scores"][t]["score"] / experts[t], 4) for t in tasks} for n in [START, *names]}

@@ -25,3 +25,9 @@ def test_compare_finds_the_better_winner_and_only_it():
     assert out["coarser"]["wins"] == [] and out["coarser"]["losses"] == []
     against_finer = stage_variants.compare(rows, ["finer", "coarser"], "finer", {"t": "macro_f1"})
     assert against_finer["coarser"]["losses"] == ["t"]
+
+
+def test_each_variant_is_paired_with_the_first_of_its_weak_draw():
+    draws = {"bench": 0, "finer": 0, "bench, seed 1": 1, "finer, seed 1": 1, "coarser, seed 2": 2}
+    assert stage_variants.first_of_its_draw(draws) == {"finer": "bench", "finer, seed 1": "bench, seed 1"}
+    assert stage_variants.first_of_its_draw({"a": 0, "b": 0}) == {"b": "a"}
