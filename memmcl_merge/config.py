@@ -173,6 +173,16 @@ class FitnessConfig(_Strict):
                             "before the search, kept in the search's member_scores.json), so the fitness is "
                             "the mean share of the best member's score a candidate keeps and the tasks that "
                             "move most do not outvote the others.")
+    cap: float | None = Field(
+        None, gt=0.0, description="With scale best_member: each task's share counts up to this value (0.95: "
+                                  "the bar's 'kept'), so a task past it cannot buy another task's loss.")
+
+    @model_validator(mode="after")
+    def _cap_needs_scale(self):
+        if self.cap is not None and self.scale == "none":
+            raise ValueError("evolve.fitness.cap caps a share of the best member's score: it needs "
+                             "scale: best_member")
+        return self
 
 
 class EvolveConfig(_Strict):

@@ -111,11 +111,13 @@ class FitnessSpec:
     task_weights: Mapping[str, float] = field(default_factory=dict)
     generation_metric: str = "score"
     task_scale: Mapping[str, float] = field(default_factory=dict)  # divisors (scaled_to)
+    cap: float | None = None  # largest counted value of a scaled task
 
     @classmethod
     def from_config(cls, fitness) -> FitnessSpec:
         """From a run's ``evolve.fitness`` section (``scale`` is applied by :meth:`scaled_to`)."""
-        return cls(fitness.classification_metric, dict(fitness.task_weights), fitness.generation_metric)
+        return cls(fitness.classification_metric, dict(fitness.task_weights), fitness.generation_metric,
+                   cap=fitness.cap)
 
     def scaled_to(self, member_scores: Mapping[str, Mapping[str, Mapping[str, float]]]) -> FitnessSpec:
         """The same fitness with each task's value divided by the best member's value on it
@@ -138,7 +140,11 @@ class FitnessSpec:
         total = weight_sum = 0.0
         for task, row in scores.items():
             w = float(self.task_weights.get(task, 1.0))
-            total += w * self.task_value(task, row) / self.task_scale.get(task, 1.0)
+            value = self.task_value(task, row)
+            if task in self.task_scale:
+                value /= self.task_scale[task]
+                value = value if self.cap is None else min(value, self.cap)
+            total += w * value
             weight_sum += w
         value = total / weight_sum if weight_sum else WORST_FITNESS
         return value if math.isfinite(value) else WORST_FITNESS

@@ -81,6 +81,12 @@ def test_fitness_uses_smooth_metric_and_rejects_nan():
     assert scaled({"a": {"score": 0.7, "p_gold": 0.7}, "t": {"score": 0.05}}) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="non-finite"):
         FitnessSpec().scaled_to({"m": {"a": {"score": float("nan"), "p_gold": 0.5}}})
+    # capped: a task past the cap cannot buy another task's loss
+    capped = FitnessSpec(cap=0.95).scaled_to(members)
+    both_kept = {"a": {"score": 0.7, "p_gold": 0.7}, "t": {"score": 0.05}}
+    one_traded = {"a": {"score": 1.0, "p_gold": 1.0}, "t": {"score": 0.04}}
+    assert scaled(one_traded) > scaled(both_kept)
+    assert capped(one_traded) < capped(both_kept) == pytest.approx(0.95)
 
 
 def test_fitness_config_reaches_the_spec():
@@ -90,6 +96,10 @@ def test_fitness_config_reaches_the_spec():
     assert FitnessSpec.from_config(cfg.evolve.fitness).generation_metric == "partial_f1"
     with pytest.raises(ValueError, match="generation_metric"):
         RunConfig(evolve={"fitness": {"generation_metric": "f1"}})
+    assert FitnessSpec.from_config(RunConfig(evolve={"fitness": {"scale": "best_member", "cap": 0.95}})
+                                   .evolve.fitness).cap == 0.95
+    with pytest.raises(ValueError, match="needs scale: best_member"):
+        RunConfig(evolve={"fitness": {"cap": 0.95}})
 
 
 def test_stage_alias_only_for_a_stage_of_one_search(tmp_path):
