@@ -73,16 +73,30 @@ def test_fitness_uses_smooth_metric_and_rejects_nan():
     triplets = {"t": {"score": 0.1, "partial_f1": 0.4}}
     assert FitnessSpec()(triplets) == pytest.approx(0.1)
     assert FitnessSpec(generation_metric="partial_f1")(triplets) == pytest.approx(0.4)
+
+
+def test_macro_mix_fitness_prices_a_lost_label():
+    # Two candidates on an accuracy task: one keeps every label, one stops giving a label held by a
+    # few rows and gains elsewhere. The accuracy mix ranks the collapsed one first; macro_mix does not.
+    keeps = {"a": {"score": 0.60, "macro_f1": 0.58, "p_gold": 0.50}}
+    collapsed = {"a": {"score": 0.64, "macro_f1": 0.45, "p_gold": 0.50}}
+    assert FitnessSpec("mix")(collapsed) > FitnessSpec("mix")(keeps)
+    assert FitnessSpec("macro_mix")(keeps) > FitnessSpec("macro_mix")(collapsed)
+    assert FitnessSpec("macro_mix")(keeps) == pytest.approx((0.58 + 0.50) / 2)
+    assert FitnessSpec("macro_f1")(keeps) == pytest.approx(0.58)
+    # on a macro-F1 task the official score is macro-F1 already: macro_mix and mix agree
+    mast = {"b": {"score": 0.4, "macro_f1": 0.4, "p_gold": 0.6}}
+    assert FitnessSpec("macro_mix")(mast) == FitnessSpec("mix")(mast)
     # scaled to the best member per task; a task no member can do is divided by the floor, not by ~0
     members = {"m1": {"a": {"score": 0.8, "p_gold": 0.6}, "t": {"score": 0.0}},
                "m2": {"a": {"score": 0.4, "p_gold": 0.4}, "t": {"score": 0.01}}}
-    scaled = FitnessSpec().scaled_to(members)
+    scaled = FitnessSpec("mix").scaled_to(members)
     assert scaled.task_scale == pytest.approx({"a": 0.7, "t": 0.05})
     assert scaled({"a": {"score": 0.7, "p_gold": 0.7}, "t": {"score": 0.05}}) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="non-finite"):
-        FitnessSpec().scaled_to({"m": {"a": {"score": float("nan"), "p_gold": 0.5}}})
+        FitnessSpec("mix").scaled_to({"m": {"a": {"score": float("nan"), "p_gold": 0.5}}})
     # capped: a task past the cap cannot buy another task's loss
-    capped = FitnessSpec(cap=0.95).scaled_to(members)
+    capped = FitnessSpec("mix", cap=0.95).scaled_to(members)
     both_kept = {"a": {"score": 0.7, "p_gold": 0.7}, "t": {"score": 0.05}}
     one_traded = {"a": {"score": 1.0, "p_gold": 1.0}, "t": {"score": 0.04}}
     assert scaled(one_traded) > scaled(both_kept)
