@@ -104,8 +104,8 @@ class FitnessSpec:
     probability per class; smooth, so CMA-ES sees small improvements that accuracy hides), ``score``
     (the official metric), ``mix`` (their mean), ``macro_f1``, or ``macro_mix`` (the mean of macro-F1
     and ``p_gold``: on accuracy tasks a merge that stops giving one label loses that label's share of
-    macro-F1 whatever its share of the rows; on macro-F1 tasks the same as ``mix``). ``generation_metric`` is the one of generation
-    (triplet) tasks: ``score`` (exact-match micro-F1) or ``partial_f1`` (partial credit for aspects,
+    macro-F1 whatever its share of the rows; on macro-F1 tasks the same as ``mix``).
+    ``generation_metric`` is the one of generation (triplet) tasks: ``score`` (exact-match micro-F1) or ``partial_f1`` (partial credit for aspects,
     opinions and polarities; lm_tasks.partial_f1).
     """
 
@@ -134,10 +134,13 @@ class FitnessSpec:
     def task_value(self, task: str, row: Mapping[str, float]) -> float:
         if "p_gold" not in row:  # generation task
             return row[self.generation_metric]
+        name = {"mix": "score", "macro_mix": "macro_f1"}.get(self.classification_metric, self.classification_metric)
+        if name not in row:
+            raise ValueError(f"fitness classification_metric {self.classification_metric!r} needs {name!r}, "
+                             f"which task {task!r} does not report (it reports {sorted(row)})")
         if self.classification_metric in ("mix", "macro_mix"):
-            official = row["score"] if self.classification_metric == "mix" else row["macro_f1"]
-            return 0.5 * (official + row["p_gold"])
-        return row[self.classification_metric]
+            return 0.5 * (row[name] + row["p_gold"])
+        return row[name]
 
     def __call__(self, scores: Mapping[str, Mapping[str, float]]) -> float:
         total = weight_sum = 0.0

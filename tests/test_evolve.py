@@ -74,6 +74,20 @@ def test_fitness_uses_smooth_metric_and_rejects_nan():
     triplets = {"t": {"score": 0.1, "partial_f1": 0.4}}
     assert FitnessSpec()(triplets) == pytest.approx(0.1)
     assert FitnessSpec(generation_metric="partial_f1")(triplets) == pytest.approx(0.4)
+    # scaled to the best member per task; a task no member can do is divided by the floor, not by ~0
+    members = {"m1": {"a": {"score": 0.8, "p_gold": 0.6}, "t": {"score": 0.0}},
+               "m2": {"a": {"score": 0.4, "p_gold": 0.4}, "t": {"score": 0.01}}}
+    scaled = FitnessSpec("mix").scaled_to(members)
+    assert scaled.task_scale == pytest.approx({"a": 0.7, "t": 0.05})
+    assert scaled({"a": {"score": 0.7, "p_gold": 0.7}, "t": {"score": 0.05}}) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="non-finite"):
+        FitnessSpec("mix").scaled_to({"m": {"a": {"score": float("nan"), "p_gold": 0.5}}})
+    # capped: a task past the cap cannot buy another task's loss
+    capped = FitnessSpec("mix", cap=0.95).scaled_to(members)
+    both_kept = {"a": {"score": 0.7, "p_gold": 0.7}, "t": {"score": 0.05}}
+    one_traded = {"a": {"score": 1.0, "p_gold": 1.0}, "t": {"score": 0.04}}
+    assert scaled(one_traded) > scaled(both_kept)
+    assert capped(one_traded) < capped(both_kept) == pytest.approx(0.95)
 
 
 def test_macro_mix_fitness_prices_a_lost_label():
@@ -90,20 +104,9 @@ def test_macro_mix_fitness_prices_a_lost_label():
     # on a macro-F1 task the official score is macro-F1 already: macro_mix and mix agree
     mast = {"b": {"score": 0.4, "macro_f1": 0.4, "p_gold": 0.6}}
     assert FitnessSpec("macro_mix")(mast) == FitnessSpec("mix")(mast)
-    # scaled to the best member per task; a task no member can do is divided by the floor, not by ~0
-    members = {"m1": {"a": {"score": 0.8, "p_gold": 0.6}, "t": {"score": 0.0}},
-               "m2": {"a": {"score": 0.4, "p_gold": 0.4}, "t": {"score": 0.01}}}
-    scaled = FitnessSpec("mix").scaled_to(members)
-    assert scaled.task_scale == pytest.approx({"a": 0.7, "t": 0.05})
-    assert scaled({"a": {"score": 0.7, "p_gold": 0.7}, "t": {"score": 0.05}}) == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="non-finite"):
-        FitnessSpec("mix").scaled_to({"m": {"a": {"score": float("nan"), "p_gold": 0.5}}})
-    # capped: a task past the cap cannot buy another task's loss
-    capped = FitnessSpec("mix", cap=0.95).scaled_to(members)
-    both_kept = {"a": {"score": 0.7, "p_gold": 0.7}, "t": {"score": 0.05}}
-    one_traded = {"a": {"score": 1.0, "p_gold": 1.0}, "t": {"score": 0.04}}
-    assert scaled(one_traded) > scaled(both_kept)
-    assert capped(one_traded) < capped(both_kept) == pytest.approx(0.95)
+    # a task that does not report the metric asked for is named, not scored as a KeyError
+    with pytest.raises(ValueError, match="'macro_f1', which task 'c' does not report"):
+        FitnessSpec("macro_mix")({"c": {"score": 0.5, "p_gold": 0.5}})
 
 
 def test_fitness_config_reaches_the_spec():
