@@ -167,8 +167,8 @@ class FitnessConfig(_Strict):
                                  "probability per class (p_gold), their mean (mix), macro-F1, or macro-F1 and "
                                  "p_gold's mean (macro_mix: a merge that stops giving one label of an accuracy "
                                  "task loses that label's share whatever its share of the rows; on the SC stage "
-                                 "it kept tweet_sentiment's 'neutral' on three weak draws where mix lost it on "
-                                 "two; the same as mix on macro-F1 tasks; benchmarks/RESULTS.md, session 30).")
+                                 "it kept tweet_sentiment's 'neutral' on four weak draws where mix lost it on "
+                                 "three; the same as mix on macro-F1 tasks; benchmarks/RESULTS.md, session 30).")
     task_weights: dict[str, float] = Field(default_factory=dict)
     generation_metric: Literal["score", "partial_f1"] = Field(
         "score", description="Triplet tasks: exact-match micro-F1 (score) or partial credit for aspects, "
