@@ -30,6 +30,7 @@ log = logging.getLogger("memmcl.evolve")
 
 WORST_FITNESS = -1.0  # fitness of a failed / NaN candidate: below any real score (scores are in [0, 1])
 SCALE_FLOOR = 0.05  # smallest divisor of fitness.scale: best_member
+BLENDED_WITH_P_GOLD = {"mix": "score", "macro_mix": "macro_f1"}  # classification_metric -> the metric averaged with p_gold
 
 
 # -- genome ---------------------------------------------------------------------------------------
@@ -105,8 +106,8 @@ class FitnessSpec:
     (the official metric), ``mix`` (their mean), ``macro_f1``, or ``macro_mix`` (the mean of macro-F1
     and ``p_gold``: on accuracy tasks a merge that stops giving one label loses that label's share of
     macro-F1 whatever its share of the rows; on macro-F1 tasks the same as ``mix``).
-    ``generation_metric`` is the one of generation (triplet) tasks: ``score`` (exact-match micro-F1) or ``partial_f1`` (partial credit for aspects,
-    opinions and polarities; lm_tasks.partial_f1).
+    ``generation_metric`` is the one of generation (triplet) tasks: ``score`` (exact-match micro-F1) or
+    ``partial_f1`` (partial credit for aspects, opinions and polarities; lm_tasks.partial_f1).
     """
 
     classification_metric: str = "macro_mix"  # the config's default (config.FitnessConfig)
@@ -134,13 +135,12 @@ class FitnessSpec:
     def task_value(self, task: str, row: Mapping[str, float]) -> float:
         if "p_gold" not in row:  # generation task
             return row[self.generation_metric]
-        name = {"mix": "score", "macro_mix": "macro_f1"}.get(self.classification_metric, self.classification_metric)
+        blended = BLENDED_WITH_P_GOLD.get(self.classification_metric)
+        name = blended or self.classification_metric
         if name not in row:
             raise ValueError(f"fitness classification_metric {self.classification_metric!r} needs {name!r}, "
                              f"which task {task!r} does not report (it reports {sorted(row)})")
-        if self.classification_metric in ("mix", "macro_mix"):
-            return 0.5 * (row[name] + row["p_gold"])
-        return row[name]
+        return 0.5 * (row[name] + row["p_gold"]) if blended else row[name]
 
     def __call__(self, scores: Mapping[str, Mapping[str, float]]) -> float:
         total = weight_sum = 0.0
