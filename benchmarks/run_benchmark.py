@@ -365,19 +365,23 @@ def _extra_models(args) -> dict[str, str]:
     return out
 
 
-def _selected(args, name: str) -> bool:
+def _selected(args, name: str, spec: str | None = None) -> bool:
     """--only 'a,b': run the systems whose name contains one of the comma-separated words (a comma
     followed by a space is part of a word, as in system names); a word that starts with '=' names one
-    system exactly ('=multitask SFT' leaves out its variants)."""
-    words = [w.strip() for w in re.split(r",(?! )", args.only) if w.strip()]
-    return not args.only or any(name == w[1:] if w.startswith("=") else w in name for w in words)
+    system exactly ('=multitask SFT' leaves out its variants). ``spec`` reads another option (--against)
+    the same way."""
+    spec = args.only if spec is None else spec
+    words = [w.strip() for w in re.split(r",(?! )", spec) if w.strip()]
+    return not spec or any(name == w[1:] if w.startswith("=") else w in name for w in words)
 
 
-def _selected_runs(rows: dict, args) -> list[str]:
-    """The MEM-MCL runs of a results file's systems that --only selects (bar, paired); none is an error."""
-    runs = [n for n in rows if "MEM-MCL" in n and args.only and _selected(args, n)]
+def _selected_runs(rows: dict, args, mem_mcl_only: bool = True) -> list[str]:
+    """The MEM-MCL runs of a results file's systems that --only selects (bar, paired); none is an error.
+    ``mem_mcl_only=False`` takes any system (paired --against: a stage merge against another)."""
+    runs = [n for n in rows if ("MEM-MCL" in n or not mem_mcl_only) and args.only and _selected(args, n)]
     if not runs:
-        raise SystemExit(f"--only {args.only!r} selects no MEM-MCL run of results/{args.results}.json")
+        what = "MEM-MCL run" if mem_mcl_only else "system"
+        raise SystemExit(f"--only {args.only!r} selects no {what} of results/{args.results}.json")
     return runs
 
 
@@ -848,7 +852,7 @@ def step_bar(args) -> None:
 def step_paired(args) -> None:
     """A paired bootstrap over the test rows (benchmarks/paired.py) for the MEM-MCL runs ``--only``
     selects, as one system (their mean), against each multitask SFT comparator of the file (its seed
-    means, longer runs and soups), on the tasks whose per-row answers the file keeps (a calibrated
+    means, longer runs and soups), or against the systems ``--against`` selects, on the tasks whose per-row answers the file keeps (a calibrated
     one: ``pred``, or ``pred_raw`` with ``--score-field raw``; the ASTE generations are not kept).
     Once over the rows alone, once over the rows and the runs on each side, and our share of each
     own expert's score. Writes results/<results>_paired[_<field>].json (or ``--bar-out``); runs no
@@ -861,7 +865,8 @@ def step_paired(args) -> None:
     rows = read_json(RESULTS / f"{args.results}.json")["systems"]
     field = getattr(args, "score_field", "score")
     key = "pred" if field == "score" else f"pred_{field}"
-    runs = _selected_runs(rows, args)
+    against = getattr(args, "against", "")
+    runs = _selected_runs(rows, args, mem_mcl_only=not against)
     tasks = [t for t, v in rows[runs[0]]["scores"].items() if key in v]
     if not tasks:
         raise SystemExit(f"results/{args.results}.json keeps no per-row answers ({key!r}) for {runs[0]!r}; "
@@ -877,9 +882,15 @@ def step_paired(args) -> None:
     experts = {t: answers(rec_name, [t])[t] for t in tasks
                if (rec_name := f"expert:{t} (own task)") in rows and key in rows[rec_name]["scores"].get(t, {})}
     metrics = {t: get_task(t).metric for t in tasks}
-    versus = multitask_variants(rows)
-    if "multitask SFT" in rows:
-        versus = {"multitask SFT": ["multitask SFT"], **versus}
+    if against:  # one named comparator (its runs pooled as seeds) instead of the multitask SFT's
+        pool = [n for n in rows if n not in runs and _selected(args, n, against)]
+        if not pool:
+            raise SystemExit(f"--against {against!r} selects no other system of results/{args.results}.json")
+        versus = {against.lstrip("="): pool}
+    else:
+        versus = multitask_variants(rows)
+        if "multitask SFT" in rows:
+            versus = {"multitask SFT": ["multitask SFT"], **versus}
     if not versus:
         raise SystemExit(f"results/{args.results}.json has no multitask SFT to compare with")
     out = {}
@@ -1070,6 +1081,9 @@ def main(argv=None) -> None:
                    "'raw' reads the uncorrected per-row answers (pred_raw), into <results>_paired_raw.json.")
     p.add_argument("--bar-out", default="", help="bar, paired: write results/<NAME>.json instead (another "
                    "selection of the same results file beside the first).")
+    p.add_argument("--against", default="", help="paired: compare the --only systems (any, not only MEM-MCL "
+                   "runs) with the systems this selects (same word syntax as --only; several are pooled as seeds) "
+                   "instead of the multitask SFT comparators; e.g. one stage-2 merge against another.")
     p.add_argument("--resamples", type=int, default=2000, help="paired: bootstrap resamples of the test rows.")
     p.add_argument("--calibration", default=METHODS[0], choices=METHODS,
                    help="calibrate: how the label offsets are fitted (memmcl_merge/calibration.py).")

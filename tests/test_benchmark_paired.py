@@ -105,3 +105,21 @@ def test_step_writes_each_multitask_comparator_and_names_a_file_without_answers(
     (tmp_path / "c.json").write_text(json.dumps({"meta": {}, "systems": systems}))
     with pytest.raises(SystemExit, match="keeps no per-row answers"):
         rb.step_paired(args)
+
+
+def test_against_compares_any_two_systems_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(rb, "RESULTS", tmp_path)
+    gold = np.random.default_rng(0).integers(0, 2, 300)
+    systems = {"stage-2 merge": {"scores": {"sst2": calibrated_row(*answers(gold, 0.6, 1))}},
+               "stage-2 merge, other fitness": {"scores": {"sst2": calibrated_row(*answers(gold, 0.9, 2))}},
+               "multitask SFT": {"scores": {"sst2": calibrated_row(*answers(gold, 0.95, 3))}}}
+    (tmp_path / "c.json").write_text(json.dumps({"meta": {}, "systems": systems}))
+    args = argparse.Namespace(results="c", only="=stage-2 merge, other fitness", against="=stage-2 merge",
+                              resamples=300, bar_out="")
+    rb.step_paired(args)  # neither name says MEM-MCL; the multitask SFT is left out
+    out = json.loads((tmp_path / "c_paired.json").read_text())
+    assert out["runs"] == ["stage-2 merge, other fitness"] and list(out["against"]) == ["stage-2 merge"]
+    assert out["against"]["stage-2 merge"]["theirs"] == ["stage-2 merge"]
+    assert out["against"]["stage-2 merge"]["rows"]["wins"] == ["sst2"]
+    with pytest.raises(SystemExit, match="--against 'nothing' selects no other system"):
+        rb.step_paired(argparse.Namespace(**{**vars(args), "against": "nothing"}))
