@@ -110,7 +110,7 @@ class FitnessSpec:
     ``partial_f1`` (partial credit for aspects, opinions and polarities; lm_tasks.partial_f1).
     """
 
-    classification_metric: str = "macro_mix"  # the config's default (config.FitnessConfig)
+    classification_metric: str = "mix"  # the config's default (config.FitnessConfig)
     task_weights: Mapping[str, float] = field(default_factory=dict)
     generation_metric: str = "score"
     task_scale: Mapping[str, float] = field(default_factory=dict)  # divisors (scaled_to)

@@ -47,7 +47,7 @@ def test_in_process_evaluation_classification_and_generation(tiny_base_dir):
     scores = ev.evaluate(lm)
     assert set(scores) == {"sst2", "tweet_irony", "aste_res14"}
     assert 0.0 <= scores["sst2"]["acc"] <= 1.0 and "p_gold" in scores["tweet_irony"]
-    assert "macro_f1" in scores["sst2"]  # the default fitness (macro_mix) reads it on accuracy tasks too
+    assert "macro_f1" in scores["sst2"]  # the macro_mix fitness reads it on accuracy tasks too
     assert scores["tweet_irony"]["score"] == scores["tweet_irony"]["macro_f1"]
     assert scores["aste_res14"]["score"] == scores["aste_res14"]["micro_f1"]
     # Weights changed in place are seen by the same task objects and LM wrapper.
