@@ -852,8 +852,9 @@ def step_bar(args) -> None:
 def step_paired(args) -> None:
     """A paired bootstrap over the test rows (benchmarks/paired.py) for the MEM-MCL runs ``--only``
     selects, as one system (their mean), against each multitask SFT comparator of the file (its seed
-    means, longer runs and soups), or against the systems ``--against`` selects, on the tasks whose per-row answers the file keeps (a calibrated
-    one: ``pred``, or ``pred_raw`` with ``--score-field raw``; the ASTE generations are not kept).
+    means, longer runs and soups), or any systems ``--only`` selects against those ``--against``
+    selects, on the tasks whose per-row answers the file keeps (a calibrated one: ``pred``, or
+    ``pred_raw`` with ``--score-field raw``; the ASTE generations are not kept).
     Once over the rows alone, once over the rows and the runs on each side, and our share of each
     own expert's score. Writes results/<results>_paired[_<field>].json (or ``--bar-out``); runs no
     model."""
