@@ -15,7 +15,6 @@ results/<--results>.json; runs no model.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -26,10 +25,9 @@ import run_benchmark as rb
 
 
 def spread(journal: Path, metric: str, group: list[str]) -> dict:
-    from memmcl_merge.evolve import FitnessSpec
+    from memmcl_merge.evolve import FitnessSpec, Journal
 
-    rows = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r.get("status") == "ok"]
+    rows = [r for r in Journal(journal).records if r["status"] == "ok"]
     if len(rows) < 3:
         raise SystemExit(f"{journal}: {len(rows)} scored candidates, too few for a spread")
     tasks = list(rows[0]["scores"])

@@ -19,8 +19,8 @@ def test_a_metric_that_spreads_a_group_wider_gives_it_the_ranking(tmp_path):
         a = {"score": 0.6 + 0.005 * rng.standard_normal(), "macro_f1": 0.5 + 0.1 * rng.standard_normal(), "p_gold": 0.5}
         b_val = 0.4 + 0.03 * rng.standard_normal()
         b = {"score": b_val, "macro_f1": b_val, "p_gold": 0.5}
-        lines.append(json.dumps({"index": i, "status": "ok", "scores": {"a": a, "b": b}}))
-    lines.append(json.dumps({"index": 20, "status": "failed", "scores": {}}))
+        lines.append(json.dumps({"generation": i // 5, "index": i % 5, "status": "ok", "scores": {"a": a, "b": b}}))
+    lines.append(json.dumps({"generation": 4, "index": 0, "status": "failed", "scores": {}}))
     journal.write_text("\n".join(lines))
     mix = fitness_spread.spread(journal, "mix", ["a"])
     macro = fitness_spread.spread(journal, "macro_mix", ["a"])
