@@ -6,8 +6,9 @@ training settings changed, from the same stage-2 model, scored like every other 
 KEY is a field of ``curriculum.train`` (e.g. ``lr_scheduler=constant_with_warmup``,
 ``sampling=proportional``) or of ``curriculum`` (``order=shuffled``, ``replay=0.5``). ``--run DIR``
 starts from another evolution run (an evolve_variant.py folder): its stage-2 merge, and its search
-scores in the curriculum plan. The model goes to <run>/variants/<slug> (default run: runs/bench); the
-scores go into benchmarks/results/systems.json (or ``--results NAME2``: NAME2.json) under NAME
+scores in the curriculum plan; where that run trained its own experts (its experts_own_scores.json,
+also when it stopped at the merge) the row records them, so the ``bar`` step holds it to them. The
+model goes to <run>/variants/<slug> (default run: runs/bench); the scores go into benchmarks/results/systems.json (or ``--results NAME2``: NAME2.json) under NAME
 (skipped when NAME is there already).
 """
 
@@ -20,6 +21,14 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run_benchmark as rb
+
+
+def own_experts_of(run: Path | None) -> dict:
+    """``{"own_experts": ...}`` when the evolution run trained and scored its own experts, else {}."""
+    from memmcl_merge.io import read_json
+
+    path = run / "experts_own_scores.json" if run else None
+    return {"own_experts": read_json(path)} if path and path.is_file() else {}
 
 
 def main(argv=None) -> None:
@@ -52,7 +61,8 @@ def main(argv=None) -> None:
     resumed = record["train"].get("resumed_from_step")
     scored = rb.score_model(str(out), str(args.data.resolve()), "test_500", args.limit, tasks="all")
     res.put(args.name, {"model": str(out), "build_seconds": record["seconds"], "overrides": args.overrides,
-                        **({"build_resumed_from_step": resumed} if resumed else {}), **scored})
+                        **({"build_resumed_from_step": resumed} if resumed else {}),
+                        **own_experts_of(args.run), **scored})
     print(args.name, scored["means"])
 
 

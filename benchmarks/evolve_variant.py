@@ -9,7 +9,9 @@ KEY is ``weak.FIELD`` (e.g. ``weak.sampling=proportional``, ``weak.size=32``) or
 (``experts.train.epochs=3``). The run lives in runs/bench/variants/evolve_<slug>. Without an
 ``experts.`` override its ``experts`` folder links to the benchmark's experts, so none is retrained;
 with one the run trains its own experts (same rows, other settings) and scores each on its own task,
-which the ``bar`` step then uses for the 95% half of the bar. ``--until-merge`` stops after the
+which the ``bar`` step then uses for the 95% half of the bar. ``--start-of KEY`` also writes the
+untuned start point of search KEY (``stage2/unified``: every member at the start weight, density 1)
+to <run>/start_points/<KEY>, to score beside the winner. ``--until-merge`` stops after the
 stage-2 merge (experts and their own-task scores, both searches), for a fresh machine that needs the
 merge back before ``curriculum_variant.py --run`` trains from it; nothing is written to NAME2.
 Otherwise the final model (stage 2 + curriculum) is scored into benchmarks/results/NAME2.json under
@@ -67,8 +69,13 @@ def own_task_scores(cfg, run_dir: Path, args) -> dict:
 
 
 def main(argv=None) -> None:
-    args = rb.variant_args(__doc__, argv, extra=lambda ap: ap.add_argument(
-        "--until-merge", action="store_true", help="stop after the stage-2 merge; score and record nothing"))
+    def extra(ap):
+        ap.add_argument("--until-merge", action="store_true", help="stop after the stage-2 merge; score and "
+                        "record nothing")
+        ap.add_argument("--start-of", metavar="KEY", action="append", default=[],
+                        help="also write search KEY's untuned start point to <run>/start_points/<KEY>")
+
+    args = rb.variant_args(__doc__, argv, extra=extra)
 
     from memmcl_merge.curriculum import run_curriculum
     from memmcl_merge.evolve import run_plan
@@ -91,6 +98,10 @@ def main(argv=None) -> None:
     searches = run_plan(cfg)
     search_seconds = sum(r["seconds"] for r in searches.values())
     fitness = {k: [r["start_fitness"], r["best_fitness"]] for k, r in searches.items()}
+    for key in args.start_of:
+        from stage_variants import materialise_start
+
+        print(f"{key}: start point in {materialise_start(cfg, run_dir / 'start_points' / key, key)}", flush=True)
     if args.until_merge:
         print(f"evolution {search_seconds:.0f} s; stage-2 merge in {run_dir}; fitness (start, best) {fitness}")
         return

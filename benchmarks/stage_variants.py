@@ -56,19 +56,24 @@ def answers(model_dir: Path, tasks: list[str], data: str, split: str, limit: int
     return out
 
 
-def materialise_start(cfg, out_dir: Path) -> Path:
-    """The search's start point as a model folder (what generation -1 of every variant scores)."""
-    from memmcl_merge.evolve import SearchRunner, link_base, search_space
+def materialise_start(cfg, out_dir: Path, key: str | None = None) -> Path:
+    """The search's start point as a model folder (what generation -1 of every variant scores): the
+    plan's first search, or the one named by ``key`` (``stage2/unified``)."""
+    from memmcl_merge.evolve import SearchRunner, build_weak_sets, link_base, search_space
     from memmcl_merge.experts import save_plain_model
     from memmcl_merge.io import replace_dir
 
     if (out_dir / "config.json").is_file():
         return out_dir
-    plan = cfg.plan()[0]
+    plans = {p.key: p for p in cfg.plan()}
+    if key is not None and key not in plans:
+        raise ValueError(f"no search {key!r} in the plan; searches are {list(plans)}")
+    plan = plans[key] if key else next(iter(plans.values()))
     space, x0 = search_space(plan, cfg)
-    runner = SearchRunner(cfg, plan, link_base(cfg), cfg.output_dir / "weak")
+    runner = SearchRunner(cfg, plan, link_base(cfg), build_weak_sets(cfg, plan.tasks, None))
     runner.apply(space.decode(x0))
     tmp = out_dir.with_name(out_dir.name + ".tmp")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
     save_plain_model(runner.model, runner.tok, tmp, save_dtype="bfloat16")
     return replace_dir(tmp, out_dir)  # a folder left half-written by a killed run is replaced whole
 

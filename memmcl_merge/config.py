@@ -150,17 +150,6 @@ class SearchConfig(_Strict):
         return self
 
 
-class StageConfig(_Strict):
-    """One stage: independent searches, one per group. A member is a task name (its expert) or
-    ``<stage>/<group>`` (a model an earlier stage produced)."""
-
-    name: str
-    groups: dict[str, list[str]]
-    tasks: dict[str, list[str]] | None = Field(
-        None, description="Fitness tasks per group (default: the tasks its members were built for).")
-    search: SearchConfig | None = None
-
-
 class FitnessConfig(_Strict):
     classification_metric: Literal["p_gold", "score", "mix", "macro_f1", "macro_mix"] = Field(
         "mix", description="Label tasks: the task's official metric (score), the mean gold-label "
@@ -190,6 +179,22 @@ class FitnessConfig(_Strict):
             raise ValueError("evolve.fitness.cap caps a share of the best member's score: it needs "
                              "scale: best_member")
         return self
+
+
+class StageConfig(_Strict):
+    """One stage: independent searches, one per group. A member is a task name (its expert) or
+    ``<stage>/<group>`` (a model an earlier stage produced)."""
+
+    name: str
+    groups: dict[str, list[str]]
+    tasks: dict[str, list[str]] | None = Field(
+        None, description="Fitness tasks per group (default: the tasks its members were built for).")
+    search: SearchConfig | None = None
+    fitness: FitnessConfig | None = Field(
+        None, description="This stage's fitness, in place of evolve.fitness as a whole (as search is), e.g. "
+                          "macro_mix on the SC group at stage 1 and mix at stage 2 (on one weak draw that "
+                          "pair lost to mix at both stages, 0.441 against 0.469, as the stage-2 search "
+                          "still traded MAST away; benchmarks/RESULTS.md, session 32).")
 
 
 class EvolveConfig(_Strict):
@@ -273,6 +278,7 @@ class SearchPlan(NamedTuple):
     members: list[str]  # task names (experts) or "<stage>/<group>" (earlier results)
     tasks: list[str]  # fitness tasks
     search: SearchConfig
+    fitness: FitnessConfig
 
     @property
     def key(self) -> str:
@@ -358,7 +364,7 @@ class RunConfig(_Strict):
                 seen[f"{st.name}/{group}"] = [t.removeprefix("sentiment_") for t in fit]
                 members = [m if m in seen else m.removeprefix("sentiment_") for m in members]
                 out.append(SearchPlan(st.name, group, members, seen[f"{st.name}/{group}"],
-                                      st.search or self.evolve.search))
+                                      st.search or self.evolve.search, st.fitness or self.evolve.fitness))
         return out
 
     def task_groups(self) -> dict[str, list[str]]:

@@ -688,8 +688,8 @@ def run_plan(cfg, stages: Sequence[str] | None = None, progress=print) -> dict[s
         runner = SearchRunner(cfg, plan, base_path, weak_root)
         s = plan.search
         space, x0 = search_space(plan, cfg)
-        fit = FitnessSpec.from_config(cfg.evolve.fitness)
-        if cfg.evolve.fitness.scale == "best_member":
+        fit = FitnessSpec.from_config(plan.fitness)
+        if plan.fitness.scale == "best_member":
             fit = fit.scaled_to(runner.member_scores(work / "member_scores.json",
                                                      (lambda m, k=plan.key: progress(f"{k}: {m}")) if progress else None))
         _guard_fitness(work / "fitness.json", fit)

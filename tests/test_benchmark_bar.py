@@ -374,3 +374,18 @@ def test_label_shares_refuses_a_file_another_split_started_meanwhile(tmp_path, m
     assert saved["split"] == "dev" and list(saved["systems"]) == ["second"]
     assert saved["commands"] == ["python run_benchmark.py label_shares --only second"]
     assert saved["gold"] == {"a": {"pos": 1, "neg": 1}}
+
+
+def test_curriculum_from_a_run_that_stopped_at_the_merge_is_held_to_its_experts(tmp_path):
+    """evolve_variant.py --until-merge records no row; a curriculum_variant.py --run from that run
+    carries the run's experts_own_scores.json in its own row, and the bar holds it to them."""
+    import curriculum_variant as cv
+
+    run = tmp_path / "evolve_e3c"
+    run.mkdir()
+    assert cv.own_experts_of(run) == {} and cv.own_experts_of(None) == {}
+    own = {t: {"score": {"score": 0.8}, "eval_seconds": 1.0} for t in TASKS}
+    (run / "experts_own_scores.json").write_text(json.dumps(own))
+    row = system(0.8, 0.76, 0.7, model=str(run / "variants" / "x3"), **cv.own_experts_of(run))
+    assert rb._held_to({"MEM-MCL from e3c": row}, "MEM-MCL from e3c") == own
+    assert rb._held_to({"MEM-MCL from e3c": {**row, "own_experts": {}}}, "MEM-MCL from e3c") == {}

@@ -120,6 +120,19 @@ def test_fitness_config_reaches_the_spec():
                                    .evolve.fitness).cap == 0.95
     with pytest.raises(ValueError, match="needs scale: best_member"):
         RunConfig(evolve={"fitness": {"cap": 0.95}})
+    # a stage's own fitness replaces evolve.fitness for that stage's searches only
+    staged = RunConfig(tasks=["sst2", "tweet_irony"], evolve={
+        "fitness": {"task_weights": {"sst2": 2.0}},
+        "stages": [{"name": "stage1", "groups": {"a": ["sst2"], "b": ["tweet_irony"]},
+                    "fitness": {"classification_metric": "macro_mix"}},
+                   {"name": "stage2", "groups": {"u": ["stage1/a", "stage1/b"]}}]})
+    by_key = {p.key: p.fitness for p in staged.plan()}
+    assert [by_key[k].classification_metric for k in ("stage1/a", "stage1/b", "stage2/u")] == \
+        ["macro_mix", "macro_mix", "mix"]
+    assert by_key["stage1/a"].task_weights == {} and by_key["stage2/u"].task_weights == {"sst2": 2.0}
+    with pytest.raises(ValueError, match="classification_metric"):
+        RunConfig(tasks=["sst2"], evolve={"stages": [{"name": "stage1", "groups": {"a": ["sst2"]},
+                                                      "fitness": {"classification_metric": "f1"}}]})
 
 
 def test_stage_alias_only_for_a_stage_of_one_search(tmp_path):
@@ -308,6 +321,33 @@ def test_stage_improves_weak_fitness_and_recipe_reproduces_weights(disagreeing_e
         run_plan(cfg, stages=["stage1/nope"], progress=None)
 
 
+def test_start_point_of_a_named_search_is_its_untuned_merge(disagreeing_experts, tiny_base_dir, tmp_path):
+    """benchmarks/stage_variants.materialise_start (evolve_variant.py --start-of KEY): the start point
+    of the search KEY names, every member at the start weight: the expert and its negation cancel to
+    the base; one member at 1/sqrt(1) is that member."""
+    import torch
+    from safetensors.torch import load_file
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from stage_variants import materialise_start
+
+    cfg = _stage_config(disagreeing_experts, tiny_base_dir, stages=[
+        {"name": "stage1", "groups": {"g": ["tweet_offensive", "tweet_irony"], "h": ["tweet_offensive"]}}])
+    cfg = cfg.model_copy(update={"output_dir": tmp_path / "run"})
+    cfg.output_dir.mkdir()
+    os.symlink(disagreeing_experts / "experts", cfg.output_dir / "experts")
+    got = {k: load_file(materialise_start(cfg, tmp_path / "start" / k, k) / "model.safetensors")
+           for k in ("stage1/g", "stage1/h")}
+    base = load_file(tiny_base_dir / "model.safetensors")
+    expert = load_file(disagreeing_experts / "experts" / "tweet_offensive" / "model.safetensors")
+    name = next(n for n in base if "layers.0.mlp.down_proj" in n)
+    assert not torch.allclose(base[name].float(), expert[name].float(), atol=1e-3)
+    assert torch.allclose(got["stage1/g"][name].float(), base[name].float(), atol=2e-2)
+    assert torch.allclose(got["stage1/h"][name].float(), expert[name].float(), atol=2e-2)
+    with pytest.raises(ValueError, match=r"no search 'stage2/u'.*\['stage1/g', 'stage1/h'\]"):
+        materialise_start(cfg, tmp_path / "nope", "stage2/u")
+
+
 def test_fitness_scaled_to_the_best_member_keeps_the_share_of_its_score(disagreeing_experts, tiny_base_dir):
     """fitness.scale best_member: every member is scored once on the weak sets (as trained: the
     member's own weights), each record's fitness is its task value over the best member's, and a
@@ -339,10 +379,12 @@ def test_fitness_scaled_to_the_best_member_keeps_the_share_of_its_score(disagree
     own = runner.evaluator.evaluate(runner.evaluator.wrap(expert, tok))
     assert own["tweet_offensive"]["p_gold"] == pytest.approx(best, abs=1e-4)
 
-    # the same search resumed under another fitness is refused, naming both
+    # the same search resumed under another fitness is refused, naming both; the stage's own fitness
+    # (the same metric unscaled) is the one it runs under, as evolve.fitness alone would not be refused
     (work / MARKER).unlink()
-    plain = cfg.model_copy(update={"evolve": cfg.evolve.model_copy(update={
-        "fitness": cfg.evolve.fitness.model_copy(update={"scale": "none"})})})
+    stage = cfg.evolve.stages[0].model_copy(update={
+        "fitness": cfg.evolve.fitness.model_copy(update={"scale": "none"})})
+    plain = cfg.model_copy(update={"evolve": cfg.evolve.model_copy(update={"stages": [stage]})})
     with pytest.raises(ValueError, match="started with fitness"):
         run_plan(plain, progress=None)
 
