@@ -8,8 +8,9 @@ KEY is a field of ``curriculum.train`` (e.g. ``lr_scheduler=constant_with_warmup
 starts from another evolution run (an evolve_variant.py folder): its stage-2 merge, and its search
 scores in the curriculum plan; where that run trained its own experts (its experts_own_scores.json,
 also when it stopped at the merge) the row records them, so the ``bar`` step holds it to them. The
-model goes to <run>/variants/<slug> (default run: runs/bench); the scores go into benchmarks/results/systems.json (or ``--results NAME2``: NAME2.json) under NAME
-(skipped when NAME is there already).
+model goes to <run>/variants/<slug> (default run: runs/bench); the scores go into
+benchmarks/results/systems.json (or ``--results NAME2``: NAME2.json) under NAME (skipped when NAME is
+there already).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def spread(journal: Path, metric: str, group: list[str]) -> dict:
     fit = FitnessSpec(metric)
     values = np.array([[fit.task_value(t, r["scores"][t]) for t in tasks] for r in rows])
     inside = np.array([t in group for t in tasks])
-    fitness = values.mean(axis=1)  # the unweighted mean over tasks, as FitnessSpec without task_weights
+    fitness = np.array([fit(r["scores"]) for r in rows])  # the search's own fitness of each candidate
     part = values[:, inside].sum(axis=1) / len(tasks)
     sd = values.std(axis=0)
     return {"candidates": len(rows), "group_sd": round(float(sd[inside].mean()), 4),
