@@ -636,39 +636,67 @@ def step_calibrate(args) -> None:
         ev = evaluators[key]
         return choice_answers(ev.logged_samples(ev.wrap(model, tok))[1])
 
-    for name, rec in source.data["systems"].items():
-        if not args.only or not _selected(args, name) or out.has(name):
-            continue
-        t0 = time.perf_counter()
-        specs = [s for s in resolve_tasks(list(rec["scores"])) if not s.is_generative]
-        demos = 2 if "2-shot" in name else 0
-        cache = cache_dir / f"{variant_slug(name)}.json"
+    def corrected(model_path: str, recorded: dict, specs, demos: int, cache: Path) -> dict | None:
+        """``recorded`` with each task of ``specs`` rescored, corrected beside raw; None where the
+        model folder is gone. The log-likelihoods come from ``cache`` when it holds this model's."""
         seen = read_json(cache) if cache.is_file() else {}
-        if {k: seen.get(k) for k in rows} != rows or seen.get("model") != rec.get("model"):
-            if not (Path(rec.get("model", "")) / "config.json").is_file():
-                print(f"{name}: model folder {rec.get('model')!r} is gone; not calibrated", flush=True)
-                continue
-            model, tok = load_model_and_tokenizer(rec["model"], dtype=eval_dtype())
-            seen = {**rows, "model": rec["model"], "fit": logged(model, tok, specs, args.fit_split, args.fit_limit, demos),
+        if {k: seen.get(k) for k in rows} != rows or seen.get("model") != model_path \
+                or any(s.name not in seen.get("fit", {}) for s in specs):
+            if not (Path(model_path) / "config.json").is_file():
+                return None
+            model, tok = load_model_and_tokenizer(model_path, dtype=eval_dtype())
+            seen = {**rows, "model": model_path, "fit": logged(model, tok, specs, args.fit_split, args.fit_limit, demos),
                     "test": logged(model, tok, specs, args.split, args.limit, demos)}
             write_json(cache, seen)
-        scores = {t: dict(v) for t, v in rec["scores"].items()}  # generated tasks stay as recorded
+        scores = {t: dict(v) for t, v in recorded.items()}  # generated tasks stay as recorded
         for spec in specs:
             fit, test = seen["fit"][spec.name], seen["test"][spec.name]
             offsets = fit_label_offsets(fit["lls"], fit["gold"], spec.metric, method=args.calibration)
             raw, cal = predict(test["lls"]), predict(test["lls"], offsets)
             scores[spec.name] = {
                 "score": task_score(spec.metric, test["gold"], cal), "raw": task_score(spec.metric, test["gold"], raw),
-                "recorded": rec["scores"][spec.name]["score"], "offsets": dict(zip(spec.labels, offsets, strict=True)),
+                "recorded": recorded[spec.name]["score"], "offsets": dict(zip(spec.labels, offsets, strict=True)),
                 "fit_raw": task_score(spec.metric, fit["gold"], predict(fit["lls"])),
                 "fit_score": task_score(spec.metric, fit["gold"], predict(fit["lls"], offsets)),
                 "pred": "".join(map(str, cal)), "pred_raw": "".join(map(str, raw)), "gold": "".join(map(str, test["gold"]))}
+        return scores
+
+    def own_experts_corrected(own: dict) -> dict:
+        """A row's own experts (``own_experts``), each corrected on its own task the same way, so the
+        95% half of a corrected bar holds the row to corrected experts; an expert whose folder is
+        gone is left out (named), never mixed in uncorrected. One cache per expert folder: runs that
+        share experts score them once."""
+        kept = {}
+        for task, v in own.items():
+            spec = resolve_tasks([task])[0]
+            if spec.is_generative:
+                kept[task] = v
+                continue
+            folder = v.get("train", {}).get("folder", "")
+            got = corrected(folder, {task: v["score"]}, [spec], 0, cache_dir / "own_experts" / f"{variant_slug(folder)}.json")
+            if got is None:
+                print(f"own expert {task}: model folder {folder!r} is gone; left out of the corrected bar", flush=True)
+                continue
+            kept[task] = {**v, "score": got[task]}
+        return kept
+
+    for name, rec in source.data["systems"].items():
+        if not args.only or not _selected(args, name) or out.has(name):
+            continue
+        t0 = time.perf_counter()
+        specs = [s for s in resolve_tasks(list(rec["scores"])) if not s.is_generative]
+        demos = 2 if "2-shot" in name else 0
+        scores = corrected(rec.get("model", ""), rec["scores"], specs, demos, cache_dir / f"{variant_slug(name)}.json")
+        if scores is None:
+            print(f"{name}: model folder {rec.get('model')!r} is gone; not calibrated", flush=True)
+            continue
         means = group_means(scores)
+        own = {"own_experts": own_experts_corrected(rec["own_experts"])} if rec.get("own_experts") else {}
         out.put(name, {"model": rec["model"], "seconds": time.perf_counter() - t0, "scores": scores, "means": means,
-                       "raw_means": group_means({t: {"score": v.get("raw", v["score"])} for t, v in scores.items()})})
+                       "raw_means": group_means({t: {"score": v.get("raw", v["score"])} for t, v in scores.items()}),
+                       **own})
         print(f"{name}: mean {means['all']:.3f} corrected, {out.data['systems'][name]['raw_means']['all']:.3f} raw; "
               + ", ".join(f"{s.name} {scores[s.name]['raw']:.3f}->{scores[s.name]['score']:.3f}" for s in specs), flush=True)
-
 
 COMPARED = ("base zero-shot", "base 2-shot", "baseline task_arithmetic", "baseline ties", "baseline dare_ties",
             "single-stage CMA-ES", "multitask SFT")
@@ -775,7 +803,9 @@ def step_bar(args) -> None:
     rows = read_json(RESULTS / f"{args.results}.json")["systems"]
     field = getattr(args, "score_field", "score")
     if field != "score":  # e.g. "raw" of a calibrated file: the same systems before the correction
-        rows = {n: {**r, "scores": {t: {**v, "score": v.get(field, v["score"])} for t, v in r["scores"].items()}}
+        rows = {n: {**r, "scores": {t: {**v, "score": v.get(field, v["score"])} for t, v in r["scores"].items()},
+                    **({"own_experts": {t: {**v, "score": {**v["score"], "score": v["score"].get(field, v["score"]["score"])}}
+                                        for t, v in r["own_experts"].items()}} if r.get("own_experts") else {})}
                 for n, r in rows.items()}
     runs = _selected_runs(rows, args)
     own = {t: v["scores"][t]["score"] for t, v in _own_experts(rows).items()}
@@ -882,6 +912,11 @@ def step_paired(args) -> None:
     ours = [answers(n) for n in runs]
     experts = {t: answers(rec_name, [t])[t] for t in tasks
                if (rec_name := f"expert:{t} (own task)") in rows and key in rows[rec_name]["scores"].get(t, {})}
+    # runs that share their own experts are held to those alone (a calibrated own_experts keeps their answers)
+    held = [_held_to(rows, n) for n in runs]
+    if held[0] and all(h == held[0] for h in held):
+        experts = {t: row_answers({"scores": {t: v["score"]}}, [t], key)[t]
+                   for t, v in held[0].items() if t in tasks and key in v["score"]}
     metrics = {t: get_task(t).metric for t in tasks}
     if against:  # one named comparator (its runs pooled as seeds) instead of the multitask SFT's
         pool = [n for n in rows if n not in runs and _selected(args, n, against)]

@@ -389,3 +389,17 @@ def test_curriculum_from_a_run_that_stopped_at_the_merge_is_held_to_its_experts(
     row = system(0.8, 0.76, 0.7, model=str(run / "variants" / "x3"), **cv.own_experts_of(run))
     assert rb._held_to({"MEM-MCL from e3c": row}, "MEM-MCL from e3c") == own
     assert rb._held_to({"MEM-MCL from e3c": {**row, "own_experts": {}}}, "MEM-MCL from e3c") == {}
+
+
+def test_bar_reads_the_score_field_of_a_rows_own_experts_too(results, tmp_path):
+    """In a calibrated file a run's own experts carry a corrected score beside a raw one: the raw bar
+    holds the raw run to the raw experts, the corrected bar to the corrected ones."""
+    results("=MEM-MCL run, experts 3 epochs")
+    data = json.loads((tmp_path / "r.json").read_text())
+    for v in data["systems"]["MEM-MCL run, experts 3 epochs"]["own_experts"].values():
+        v["score"]["raw"] = 0.5  # corrected 0.7: none kept; raw 0.5: all kept
+    (tmp_path / "r.json").write_text(json.dumps(data))
+    rb.step_bar(argparse.Namespace(results="r", only="=MEM-MCL run, experts 3 epochs", score_field="raw"))
+    assert json.loads((tmp_path / "r_bar_raw.json").read_text())["runs"]["MEM-MCL run, experts 3 epochs"]["kept"] == 3
+    rb.step_bar(argparse.Namespace(results="r", only="=MEM-MCL run, experts 3 epochs"))
+    assert json.loads((tmp_path / "r_bar.json").read_text())["runs"]["MEM-MCL run, experts 3 epochs"]["kept"] == 0

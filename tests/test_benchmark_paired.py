@@ -123,3 +123,18 @@ def test_against_compares_any_two_systems_named(tmp_path, monkeypatch):
     assert out["against"]["stage-2 merge"]["rows"]["wins"] == ["sst2"]
     with pytest.raises(SystemExit, match="--against 'nothing' selects no other system"):
         rb.step_paired(argparse.Namespace(**{**vars(args), "against": "nothing"}))
+
+
+def test_shares_are_of_the_runs_own_experts_when_they_have_them(tmp_path, monkeypatch):
+    """A run with its own (calibrated) experts: our share is of those, not of the file's expert rows."""
+    monkeypatch.setattr(rb, "RESULTS", tmp_path)
+    gold = np.random.default_rng(0).integers(0, 2, 300)
+    own = calibrated_row(*answers(gold, 0.6, 4))
+    systems = {"expert:sst2 (own task)": {"scores": {"sst2": calibrated_row(*answers(gold, 0.95, 9))}},
+               "MEM-MCL run": {"scores": {"sst2": calibrated_row(*answers(gold, 0.6, 1))},
+                               "own_experts": {"sst2": {"score": own}}},
+               "multitask SFT": {"scores": {"sst2": calibrated_row(*answers(gold, 0.6, 3))}}}
+    (tmp_path / "c.json").write_text(json.dumps({"meta": {}, "systems": systems}))
+    rb.step_paired(argparse.Namespace(results="c", only="=MEM-MCL run", resamples=300, bar_out=""))
+    share = json.loads((tmp_path / "c_paired.json").read_text())["expert_shares"]["sst2"]["share"]
+    assert 0.85 < share < 1.15  # against the file's 0.95 expert it would be near 0.63

@@ -100,3 +100,38 @@ def test_benchmark_calibrate_step_rescores_recorded_systems(tmp_path, monkeypatc
     other = json.loads((tmp_path / "r_calibrated_metric.json").read_text())["systems"]["tiny"]["scores"]
     for t in tasks:
         assert other[t]["pred_raw"] == row[t]["pred_raw"] and other[t]["fit_score"] >= other[t]["fit_raw"]
+
+
+def test_benchmark_calibrate_step_corrects_a_rows_own_experts(tmp_path, monkeypatch, tiny_base_dir):
+    """A row that trained its own experts (``own_experts``) carries them into the calibrated file,
+    each corrected on its own task, so a corrected bar holds the row to corrected experts; an expert
+    whose folder is gone is left out (not mixed in uncorrected) and a generated task is copied."""
+    import argparse
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import run_benchmark as rb
+
+    monkeypatch.setattr(rb, "RESULTS", tmp_path)
+    monkeypatch.setattr(rb, "ROOT", tmp_path)
+    monkeypatch.setattr(rb, "eval_dtype", lambda: "float32")
+    tasks = ["sst2", "tweet_stance"]
+    recorded = rb.score_model(str(tiny_base_dir), "embedded", "test", 24, tasks=tasks)["scores"]
+    own = {"sst2": {"score": recorded["sst2"], "train": {"folder": str(tiny_base_dir)}},
+           "tweet_stance": {"score": recorded["tweet_stance"], "train": {"folder": str(tmp_path / "gone")}},
+           "aste_lap14": {"score": {"score": 0.1}, "train": {"folder": str(tmp_path / "gone")}}}
+    (tmp_path / "r.json").write_text(json.dumps({"meta": {}, "systems": {
+        "run": {"model": str(tiny_base_dir), "scores": recorded, "own_experts": own}}}))
+    args = argparse.Namespace(results="r", only="run", data="embedded", split="test", limit=24,
+                              fit_split="dev", fit_limit=24, calibration="nll")
+    rb.step_calibrate(args)
+    row = json.loads((tmp_path / "r_calibrated.json").read_text())["systems"]["run"]
+    assert set(row["own_experts"]) == {"sst2", "aste_lap14"}
+    expert = row["own_experts"]["sst2"]["score"]
+    assert expert["raw"] == pytest.approx(recorded["sst2"]["score"], abs=1e-9)
+    # the same model as the row: the same corrected score and answers
+    assert expert["score"] == row["scores"]["sst2"]["score"] and expert["pred"] == row["scores"]["sst2"]["pred"]
+    assert row["own_experts"]["aste_lap14"]["score"] == {"score": 0.1}
+    assert (tmp_path / "runs" / "calibration" / "r" / "own_experts").is_dir()  # one cache per expert folder
