@@ -614,7 +614,9 @@ def step_calibrate(args) -> None:
     ``score`` beside its uncorrected ``raw``, the offsets, and per-row answers (label indices) for
     paired tests; generated tasks (ASTE) are copied as they are. The log-likelihoods of each model
     are kept in runs/calibration/<results>/ (another method refits without running the model);
-    saved after each model; a model already there is not run again."""
+    saved after each model; a model already there is not run again. A row's own experts are
+    corrected on their own tasks and carried along, and a soup keeps its members, so ``bar`` holds
+    each row to the experts it was built from."""
     from memmcl_merge.calibration import METHODS, fit_label_offsets, predict, task_score
     from memmcl_merge.evaluation import Evaluator, choice_answers, group_means, resolve_tasks
     from memmcl_merge.io import read_json, write_json
@@ -692,6 +694,8 @@ def step_calibrate(args) -> None:
             continue
         means = group_means(scores)
         own = {"own_experts": own_experts_corrected(rec["own_experts"])} if rec.get("own_experts") else {}
+        if rec.get("members"):  # a soup is held to the experts its members share
+            own["members"] = rec["members"]
         out.put(name, {"model": rec["model"], "seconds": time.perf_counter() - t0, "scores": scores, "means": means,
                        "raw_means": group_means({t: {"score": v.get("raw", v["score"])} for t, v in scores.items()}),
                        **own})

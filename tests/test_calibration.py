@@ -123,7 +123,7 @@ def test_benchmark_calibrate_step_corrects_a_rows_own_experts(tmp_path, monkeypa
            "tweet_stance": {"score": recorded["tweet_stance"], "train": {"folder": str(tmp_path / "gone")}},
            "aste_lap14": {"score": {"score": 0.1}, "train": {"folder": str(tmp_path / "gone")}}}
     (tmp_path / "r.json").write_text(json.dumps({"meta": {}, "systems": {
-        "run": {"model": str(tiny_base_dir), "scores": recorded, "own_experts": own}}}))
+        "run": {"model": str(tiny_base_dir), "scores": recorded, "own_experts": own, "members": ["/r/a", "/r/b"]}}}))
     args = argparse.Namespace(results="r", only="run", data="embedded", split="test", limit=24,
                               fit_split="dev", fit_limit=24, calibration="nll")
     rb.step_calibrate(args)
@@ -135,3 +135,4 @@ def test_benchmark_calibrate_step_corrects_a_rows_own_experts(tmp_path, monkeypa
     assert expert["score"] == row["scores"]["sst2"]["score"] and expert["pred"] == row["scores"]["sst2"]["pred"]
     assert row["own_experts"]["aste_lap14"]["score"] == {"score": 0.1}
     assert (tmp_path / "runs" / "calibration" / "r" / "own_experts").is_dir()  # one cache per expert folder
+    assert row["members"] == ["/r/a", "/r/b"]  # a soup keeps its members: the bar holds it to their experts
