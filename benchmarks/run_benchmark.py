@@ -702,6 +702,7 @@ def step_calibrate(args) -> None:
         print(f"{name}: mean {means['all']:.3f} corrected, {out.data['systems'][name]['raw_means']['all']:.3f} raw; "
               + ", ".join(f"{s.name} {scores[s.name]['raw']:.3f}->{scores[s.name]['score']:.3f}" for s in specs), flush=True)
 
+
 COMPARED = ("base zero-shot", "base 2-shot", "baseline task_arithmetic", "baseline ties", "baseline dare_ties",
             "single-stage CMA-ES", "multitask SFT")
 OURS = "MEM-MCL stage 2 + curriculum"
@@ -806,10 +807,13 @@ def step_bar(args) -> None:
 
     rows = read_json(RESULTS / f"{args.results}.json")["systems"]
     field = getattr(args, "score_field", "score")
-    if field != "score":  # e.g. "raw" of a calibrated file: the same systems before the correction
-        rows = {n: {**r, "scores": {t: {**v, "score": v.get(field, v["score"])} for t, v in r["scores"].items()},
-                    **({"own_experts": {t: {**v, "score": {**v["score"], "score": v["score"].get(field, v["score"]["score"])}}
-                                        for t, v in r["own_experts"].items()}} if r.get("own_experts") else {})}
+    if field != "score":  # e.g. "raw" of a calibrated file: the same systems (and own experts) before the correction
+        def pick(v):
+            return {**v, "score": v.get(field, v["score"])}
+
+        rows = {n: {**r, "scores": {t: pick(v) for t, v in r["scores"].items()},
+                    **({"own_experts": {t: {**v, "score": pick(v["score"])} for t, v in r["own_experts"].items()}}
+                       if r.get("own_experts") else {})}
                 for n, r in rows.items()}
     runs = _selected_runs(rows, args)
     own = {t: v["scores"][t]["score"] for t, v in _own_experts(rows).items()}
@@ -914,13 +918,14 @@ def step_paired(args) -> None:
         return row_answers(rows[name], among, key)
 
     ours = [answers(n) for n in runs]
-    experts = {t: answers(rec_name, [t])[t] for t in tasks
-               if (rec_name := f"expert:{t} (own task)") in rows and key in rows[rec_name]["scores"].get(t, {})}
     # runs that share their own experts are held to those alone (a calibrated own_experts keeps their answers)
     held = [_held_to(rows, n) for n in runs]
     if held[0] and all(h == held[0] for h in held):
         experts = {t: row_answers({"scores": {t: v["score"]}}, [t], key)[t]
                    for t, v in held[0].items() if t in tasks and key in v["score"]}
+    else:
+        experts = {t: answers(rec_name, [t])[t] for t in tasks
+                   if (rec_name := f"expert:{t} (own task)") in rows and key in rows[rec_name]["scores"].get(t, {})}
     metrics = {t: get_task(t).metric for t in tasks}
     if against:  # one named comparator (its runs pooled as seeds) instead of the multitask SFT's
         pool = [n for n in rows if n not in runs and _selected(args, n, against)]
