@@ -693,12 +693,12 @@ def step_calibrate(args) -> None:
             print(f"{name}: model folder {rec.get('model')!r} is gone; not calibrated", flush=True)
             continue
         means = group_means(scores)
-        own = {"own_experts": own_experts_corrected(rec["own_experts"])} if rec.get("own_experts") else {}
+        carried = {"own_experts": own_experts_corrected(rec["own_experts"])} if rec.get("own_experts") else {}
         if rec.get("members"):  # a soup is held to the experts its members share
-            own["members"] = rec["members"]
+            carried["members"] = rec["members"]
         out.put(name, {"model": rec["model"], "seconds": time.perf_counter() - t0, "scores": scores, "means": means,
                        "raw_means": group_means({t: {"score": v.get("raw", v["score"])} for t, v in scores.items()}),
-                       **own})
+                       **carried})
         print(f"{name}: mean {means['all']:.3f} corrected, {out.data['systems'][name]['raw_means']['all']:.3f} raw; "
               + ", ".join(f"{s.name} {scores[s.name]['raw']:.3f}->{scores[s.name]['score']:.3f}" for s in specs), flush=True)
 
