@@ -136,7 +136,10 @@ class SearchConfig(_Strict):
     sparsify_method: Literal["magnitude", "dare"] = "magnitude"
     popsize: int = Field(6, ge=2)
     sigma: float = Field(0.2, gt=0.0, le=1.0)
-    max_evals: int = Field(24, ge=1)
+    max_evals: int = Field(
+        24, ge=1, description="Evaluations, the start point's included. 1: no search, the stage merges its "
+        "start point (scored once on the weak sets, for the record); after the curriculum the stage-2 "
+        "search was level with its start point on two seeds a side (benchmarks/RESULTS.md, session 34).")
     max_seconds: float | None = Field(None, gt=0.0)
 
     @model_validator(mode="after")

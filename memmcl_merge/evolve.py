@@ -274,22 +274,24 @@ def run_search(
                 journal.append(_record(generation, i, x, p, out, fitness))
         return [journal.find(generation, i)["fitness"] for i in range(len(population))]
 
+    searching = budget.max_evals > 1  # 1: no search, the start point (scored for the record) is the winner
     with _sigint_as_interrupt():
-        state = _load_checkpoint(ckpt_path)
+        state = _load_checkpoint(ckpt_path) if searching else None
         if state is None:
             start = score(-1, [list(x0)])[0]
-            opts = {"seed": budget.seed + 1, "popsize": budget.popsize, "bounds": [0.0, 1.0],
-                    "verbose": -9, "maxfevals": max(1, budget.max_evals - 1)}
-            es = cma.CMAEvolutionStrategy(list(x0), budget.sigma, opts)
-            generation, pending = 0, es.ask()[:max(1, budget.max_evals - 1)]
-            _save_checkpoint(ckpt_path, es, generation, [list(map(float, x)) for x in pending])
+            if searching:
+                opts = {"seed": budget.seed + 1, "popsize": budget.popsize, "bounds": [0.0, 1.0],
+                        "verbose": -9, "maxfevals": budget.max_evals - 1}
+                es = cma.CMAEvolutionStrategy(list(x0), budget.sigma, opts)
+                generation, pending = 0, es.ask()[:budget.max_evals - 1]
+                _save_checkpoint(ckpt_path, es, generation, [list(map(float, x)) for x in pending])
         else:
             es, generation, pending = state["es"], state["generation"], state["pending"]
             start_rec = journal.find(-1, 0)
             start = start_rec["fitness"] if start_rec else None
             if progress:
                 progress(f"resuming at generation {generation} ({len(journal.records)} evaluations done)")
-        while True:
+        while searching:
             fits = score(generation, [list(x) for x in pending])
             evals = len(journal.records)
             partial = len(pending) < budget.popsize  # the budget's last, cut-short generation
@@ -308,9 +310,10 @@ def run_search(
             # never more evaluations than the budget: the last generation may be cut short
             pending = [list(map(float, x)) for x in es.ask()][:budget.max_evals - evals]
             _save_checkpoint(ckpt_path, es, generation, pending)
-    best = journal.best()
-    if best is None:
-        raise RuntimeError(f"every candidate failed in {workdir}; see {journal.path}")
+    best = journal.best() if searching else journal.find(-1, 0)
+    if best is None or best["status"] != "ok":
+        what = "every candidate" if searching else "the start point (max_evals 1: no search)"
+        raise RuntimeError(f"{what} failed in {workdir}; see {journal.path}")
     result = SearchResult(best_genome=best["genome"], best_params=best["params"], best_fitness=best["fitness"],
                           best_scores=best["scores"], start_fitness=start, evaluations=len(journal.records),
                           seconds=spent_before + time.perf_counter() - t_start, journal=journal.path)
@@ -684,7 +687,9 @@ def run_plan(cfg, stages: Sequence[str] | None = None, progress=print) -> dict[s
             continue
         if progress:
             progress(f"{plan.key}: evolving {len(plan.members)} members {plan.members} on {len(plan.tasks)} "
-                     f"weak task(s), budget {plan.search.max_evals} evaluations")
+                     f"weak task(s), budget {plan.search.max_evals} evaluations" if plan.search.max_evals > 1 else
+                     f"{plan.key}: merging {len(plan.members)} members {plan.members} at the start point, no "
+                     f"search (max_evals 1); scoring it on {len(plan.tasks)} weak task(s)")
         runner = SearchRunner(cfg, plan, base_path, weak_root)
         s = plan.search
         space, x0 = search_space(plan, cfg)
@@ -716,8 +721,10 @@ def run_plan(cfg, stages: Sequence[str] | None = None, progress=print) -> dict[s
         recipe = write_recipe(cfg.output_dir / "recipes" / f"{plan.stage}_{plan.group}.yml", base_path,
                               {m: str(p) for m, p in runner.member_paths.items()},
                               runner.full_params(res.best_params), dtype="float32", out_dtype="bfloat16",
-                              comment=f"MEM-MCL {plan.key}: best of {res.evaluations} CMA-ES evaluations, "
-                                      f"weak-set fitness {res.best_fitness:.4f} (start {res.start_fitness:.4f})")
+                              comment=f"MEM-MCL {plan.key}: " + (
+                                  f"best of {res.evaluations} CMA-ES evaluations, weak-set fitness "
+                                  f"{res.best_fitness:.4f} (start {res.start_fitness:.4f})" if s.max_evals > 1 else
+                                  f"the start point, no search (max_evals 1), weak-set fitness {res.best_fitness:.4f}"))
         plot_fitness({plan.key: res.journal}, work / "fitness.png", title=f"{plan.key} fitness")
         summary = {**{k: (str(v) if isinstance(v, Path) else v) for k, v in res.__dict__.items()},
                    "model": str(model_dir), "recipe": str(recipe), "members": plan.members, "tasks": plan.tasks}

@@ -194,6 +194,32 @@ def test_search_improves_and_survives_failed_candidates(tmp_path):
     assert abs(res.best_params["a"]["weight"] - 0.9) < 0.25
 
 
+def test_a_budget_of_one_evaluation_is_no_search_the_start_point_wins(tmp_path):
+    """max_evals 1 switches a search off: only the start point is scored (once, also on a rerun), and
+    it is the winner even where any move would score higher; a failed start point is a clear error."""
+    space = GenomeSpace(("a", "b"), evolve_density=False)
+    calls = []
+
+    def counted(params):
+        calls.append(params)
+        return _quadratic(params)
+
+    x0 = space.encode(0.3, 1.0)
+    budget = SearchBudget(popsize=4, sigma=0.3, max_evals=1, seed=0)
+    res = run_search(space, counted, FitnessSpec(), budget, tmp_path / "s", x0, progress=None)
+    assert len(calls) == 1 and res.evaluations == 1
+    assert res.best_params == space.decode(x0) and res.best_fitness == res.start_fitness
+    assert not (tmp_path / "s" / "cma_state.pkl").exists()
+    again = run_search(space, counted, FitnessSpec(), budget, tmp_path / "s", x0, progress=None)
+    assert len(calls) == 1 and again.best_fitness == res.best_fitness
+
+    def broken(params):
+        raise RuntimeError("out of memory (simulated)")
+
+    with pytest.raises(RuntimeError, match=r"the start point \(max_evals 1: no search\) failed"):
+        run_search(space, broken, FitnessSpec(), budget, tmp_path / "f", x0, progress=None)
+
+
 RESUME_SCRIPT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
@@ -346,6 +372,32 @@ def test_start_point_of_a_named_search_is_its_untuned_merge(disagreeing_experts,
     assert torch.allclose(got["stage1/h"][name].float(), expert[name].float(), atol=2e-2)
     with pytest.raises(ValueError, match=r"no search 'stage2/u'.*\['stage1/g', 'stage1/h'\]"):
         materialise_start(cfg, tmp_path / "nope", "stage2/u")
+
+
+def test_a_stage_without_search_merges_its_start_point(disagreeing_experts, tiny_base_dir, tmp_path):
+    """search max_evals 1 on a stage: the stage's model is the untuned start point (what
+    materialise_start writes), scored once on the weak sets; its recipe says so."""
+    import torch
+    from safetensors.torch import load_file
+
+    from memmcl_merge.evolve import run_plan
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from stage_variants import materialise_start
+
+    cfg = _stage_config(disagreeing_experts, tiny_base_dir, stages=[
+        {"name": "stage1", "groups": {"g": ["tweet_offensive", "tweet_irony"]}, "search": {"max_evals": 1}}])
+    cfg = cfg.model_copy(update={"output_dir": tmp_path / "run"})
+    cfg.output_dir.mkdir()
+    os.symlink(disagreeing_experts / "experts", cfg.output_dir / "experts")
+    res = run_plan(cfg, progress=None)["stage1/g"]
+    assert res["evaluations"] == 1 and res["best_fitness"] == res["start_fitness"]
+    assert len(Journal(Path(res["journal"])).records) == 1
+    assert "the start point, no search" in Path(res["recipe"]).read_text()
+    ours = load_file(Path(res["model"]) / "model.safetensors")
+    start = load_file(materialise_start(cfg, tmp_path / "start", "stage1/g") / "model.safetensors")
+    assert set(ours) == set(start)
+    assert all(torch.equal(ours[k], start[k]) for k in ours)
 
 
 def test_fitness_scaled_to_the_best_member_keeps_the_share_of_its_score(disagreeing_experts, tiny_base_dir):
