@@ -314,7 +314,7 @@ def step_systems(args) -> None:
     # evolve.json's stage-2 score is this run's only if its search is the one on disk (a later series
     # on freshly trained experts evolves another model); a search's wall seconds identify it
     same_search = done.is_file() and read_json(done)["seconds"] == evolved["systems"].get("searches", {}).get(key, {}).get("seconds")
-    if (same_search and not res.has("MEM-MCL stage 2") and "stage2" in evolved["systems"]
+    if (same_search and not res.has("MEM-MCL stage 2") and _selected(args, "MEM-MCL stage 2") and "stage2" in evolved["systems"]
             and all(evolved["meta"].get(k) == res.data["meta"].get(k) for k in ("data", "split", "limit", "dtype"))):
         # the evolve step already scored the stage-2 model on this subset: same model, same numbers
         res.put("MEM-MCL stage 2", {"model": str(final_model_dir(cfg)), "build_seconds": 0.0,
@@ -329,10 +329,12 @@ def step_systems(args) -> None:
         scored = score_model(ref, str(args.data), args.split, args.limit, tasks=list(cfg.tasks), num_demos=demos)
         res.put(name, {"model": ref, "build_seconds": built, **scored})
         print(f"{name}: mean {scored['means']['all']:.3f} (built in {built:.0f} s)", flush=True)
-    for name, folder in _extra_models(args).items():  # finished models from elsewhere, e.g. stage merges
+    # finished models from elsewhere, e.g. stage merges; on --tasks only (a probe), else every task
+    extra_tasks = list(cfg.tasks) if args.tasks == "all" else _tasks(args)
+    for name, folder in _extra_models(args).items():
         if res.has(name):
             continue
-        scored = score_model(folder, str(args.data), args.split, args.limit, tasks=list(cfg.tasks))
+        scored = score_model(folder, str(args.data), args.split, args.limit, tasks=extra_tasks)
         res.put(name, {"model": folder, "from": "--extra", **scored})
         print(f"{name}: mean {scored['means']['all']:.3f}", flush=True)
 
