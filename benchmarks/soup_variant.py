@@ -12,15 +12,14 @@ averages out in weight space (it costs one evolution and curriculum per member).
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run_benchmark as rb
+
+from memmcl_merge.soup import soup_models
 
 
 def main(argv=None) -> None:
@@ -36,23 +35,18 @@ def main(argv=None) -> None:
     if res.has(args.name):
         print(f"{args.name}: measured already, skipped")
         return
-    missing = [str(m) for m in args.models if not (m / "config.json").is_file()]
-    if missing or len(args.models) < 2:
-        raise SystemExit(f"a soup needs at least two model folders; not a model: {', '.join(missing) or '-'}")
+    if len(args.models) < 2:
+        raise SystemExit("a soup needs at least two model folders")
     root = rb.ROOT / "runs" / "bench" / "variants" / "soups"
     slug = rb.variant_slug(args.name)
     recipe, target = root / f"{slug}.yml", root / slug
     t0 = time.perf_counter()
     if not (target / "config.json").is_file():
-        root.mkdir(parents=True, exist_ok=True)
-        recipe.write_text(f"# {args.name}: the uniform average of {len(args.models)} models\n" + yaml.safe_dump({
-            "merge_method": "linear", "dtype": "float32", "out_dtype": "bfloat16",
-            "models": [{"model": str(m.resolve()), "parameters": {"weight": 1.0}} for m in args.models]},
-            sort_keys=False))
-        tmp = root / f".{slug}.tmp"
-        subprocess.run([rb.console_script("mergekit-yaml"), str(recipe), str(tmp), "--copy-tokenizer"],
-                       check=True)
-        tmp.replace(target)
+        try:
+            soup_models(args.models, target, recipe, comment=f"{args.name}: the uniform average of "
+                                                             f"{len(args.models)} models")
+        except FileNotFoundError as exc:
+            raise SystemExit(str(exc)) from None
     built = time.perf_counter() - t0
     scored = rb.score_model(str(target), str(args.data.resolve()), "test_500", args.limit, tasks="all")
     res.put(args.name, {"model": str(target), "recipe": str(recipe), "members": [str(m.resolve()) for m in args.models],

@@ -240,6 +240,12 @@ class CurriculumConfig(_Strict):
         "the rows). (0.5, 1.5) moves half the easiest task's steps to the hardest at the same total; on "
         "real data it beat (1, 1) by 0.017 mean, 0.066 on ABSA, on 200 test rows per task (benchmarks/RESULTS.md).")
     start_model: str | None = Field(None, description="Default: the model of the last evolution search.")
+    seeds: int = Field(
+        1, ge=1, description="Train the curriculum this many times from the same start (training seeds "
+        "train.seed, train.seed + 1, ...) and average the models with mergekit's linear method (a model "
+        "soup, recipes/final_soup.yml). N times the training time; on real data every soup of 2-4 "
+        "curricula kept 95% of each expert's score on all 12 tasks where each single run missed one, "
+        "and scored above its runs' mean (benchmarks/RESULTS.md, sessions 33-35).")
     train: TrainConfig = TrainConfig(learning_rate=1e-4, max_examples=64, num_demos=1)
 
     @field_validator("passes")

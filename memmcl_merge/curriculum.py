@@ -256,6 +256,8 @@ def run_curriculum(cfg, progress=print, out: Path | None = None) -> dict:
         return done
     if not (start / "config.json").is_file():
         raise FileNotFoundError(f"curriculum: no start model at {start}; run the evolution first (memmcl evolve)")
+    if cfg.curriculum.seeds > 1:
+        return _soup_of_seeds(cfg, final, progress)
     plan = plan_curriculum(cfg)
     if progress:
         progress("curriculum plan (easiest first):\n" + format_plan(plan, cfg.curriculum.weights.model_dump()))
@@ -283,4 +285,31 @@ def run_curriculum(cfg, progress=print, out: Path | None = None) -> dict:
     shutil.rmtree(ckpt, ignore_errors=True)
     if progress:
         progress(f"curriculum: {len(rows)} examples in {record['seconds']:.0f} s -> {final}")
+    return record
+
+
+def _soup_of_seeds(cfg, final: Path, progress) -> dict:
+    """``curriculum.seeds`` N > 1: N curricula from the same start (each resumable, kept in
+    ``<output_dir>/curriculum/seed_<s>``), averaged into ``final`` by mergekit's linear method."""
+    from .io import write_json
+    from .soup import soup_models
+
+    cur = cfg.curriculum
+    members, records = [], []
+    for seed in range(cur.train.seed, cur.train.seed + cur.seeds):
+        if progress:
+            progress(f"curriculum: training seed {seed} ({seed - cur.train.seed + 1} of {cur.seeds})")
+        one = cur.model_copy(update={"seeds": 1, "train": cur.train.model_copy(update={"seed": seed})})
+        members.append(curriculum_dir(cfg) / f"seed_{seed}")
+        records.append(run_curriculum(cfg.model_copy(update={"curriculum": one}), progress, out=members[-1]))
+    t0 = time.perf_counter()
+    recipe = cfg.output_dir / "recipes" / f"{final.name}_soup.yml"
+    soup_models(members, final, recipe, comment=f"MEM-MCL curriculum: the soup of {cur.seeds} training seeds")
+    first = records[0]
+    record = {**{k: first[k] for k in ("start_model", "order", "plan", "rows", "phases")},
+              "config": cur.model_dump(mode="json"), "members": [str(m) for m in members],
+              "recipe": str(recipe), "seconds": sum(r["seconds"] for r in records) + time.perf_counter() - t0}
+    write_json(final / MARKER, record)
+    if progress:
+        progress(f"curriculum: soup of {cur.seeds} seeds -> {final} (recipe {recipe})")
     return record

@@ -378,3 +378,42 @@ def test_cli_blend_before_the_curriculum_names_what_is_missing(tmp_path):
     res = CliRunner().invoke(main, ["blend", str(cfg)])
     assert res.exit_code != 0 and "no finished curriculum model" in res.output and "run the curriculum first" in res.output
     assert not (tmp_path / "out" / "blend").exists()
+
+
+def test_curriculum_seeds_train_each_seed_and_soup_them_with_mergekit_linear(tmp_path, tiny_base_dir, monkeypatch):
+    """curriculum.seeds 2: two trainings (seeds 0 and 1, each its own resumable folder) and their
+    uniform average in final, written by mergekit from a plain linear recipe; a rerun trains nothing."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    from memmcl_merge import experts
+    from memmcl_merge.curriculum import MARKER, run_curriculum
+    from memmcl_merge.io import read_json
+
+    cfg = RunConfig(tasks=["tweet_offensive", "sst2"], data="embedded", output_dir=str(tmp_path / "run"),
+                    curriculum={"start_model": str(tiny_base_dir), "passes": [1, 1], "seeds": 2,
+                                "train": {"method": "full", "max_examples": 8, "batch_size": 4,
+                                          "save_dtype": "float32"}})
+    record = run_curriculum(cfg, progress=None)
+    run = tmp_path / "run"
+    members = [run / "curriculum" / "seed_0", run / "curriculum" / "seed_1"]
+    assert record["members"] == [str(m) for m in members] and record["config"]["seeds"] == 2
+    recipe = yaml.safe_load(Path(record["recipe"]).read_text())
+    assert recipe["merge_method"] == "linear" and [m["model"] for m in recipe["models"]] == [str(m) for m in members]
+    a, b = (load_file(m / "model.safetensors") for m in members)
+    soup = load_file(run / "final" / "model.safetensors")
+    name = next(n for n in a if "layers.0.mlp.down_proj" in n)
+    assert not torch.allclose(a[name], b[name])  # the two seeds trained differently
+    assert torch.allclose(soup[name].float(), (a[name] + b[name]) / 2, atol=1e-2)
+    assert AutoTokenizer.from_pretrained(run / "final") is not None
+    assert read_json(run / "final" / MARKER)["members"] == record["members"]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished soup must not train again")
+
+    monkeypatch.setattr(experts, "sft_train", no_training)
+    assert run_curriculum(cfg, progress=None)["members"] == record["members"]
+    one = cfg.model_copy(update={"curriculum": cfg.curriculum.model_copy(update={"seeds": 1})})
+    with pytest.raises(ValueError, match=r"differs in: seeds"):
+        run_curriculum(one, progress=None)
