@@ -175,6 +175,9 @@ def write_report(cfg, state: PipelineState) -> Path:
         lines += ["", "## Curriculum (easiest first)", "", "| # | task | difficulty | rows |", "|---|---|---|---|"]
         for i, (d, ph) in enumerate(zip(c["plan"], c["phases"]), 1):
             lines.append(f"| {i} | {d['task']} | {d['score']:.3f} | {ph['rows']} |")
+        if c.get("members"):
+            lines += ["", (f"The final model is the soup of {len(c['members'])} training seeds "
+                           f"(`mergekit-yaml {c['recipe']} OUT` rebuilds it).")]
     blend = blend_model_dir(cfg) / BLEND_MARKER
     if cfg.curriculum.enabled and cfg.blend.enabled and blend.is_file():
         b = read_json(blend)
@@ -196,7 +199,9 @@ def write_model_card(cfg, evals: dict, searches: dict) -> Path:
     model = final_model(cfg)
     then = "no curriculum."
     if cfg.curriculum.enabled:
+        seeds = cfg.curriculum.seeds
         then = "curriculum SFT, easiest task first" + (
+            f" ({seeds} training seeds averaged: a model soup)" if seeds > 1 else "") + (
             ", blended back toward the merge by a weight picked on the weak data." if cfg.blend.enabled else ".")
     front = ["---", "library_name: transformers", "license: apache-2.0", f"base_model: {cfg.base_model}",
              "tags: [merge, mergekit, memmcl, sentiment-analysis, text-generation]", "---", ""]
