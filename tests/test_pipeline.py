@@ -408,6 +408,11 @@ def test_curriculum_seeds_train_each_seed_and_soup_them_with_mergekit_linear(tmp
     assert torch.allclose(soup[name].float(), (a[name] + b[name]) / 2, atol=1e-2)
     assert AutoTokenizer.from_pretrained(run / "final") is not None
     assert read_json(run / "final" / MARKER)["members"] == record["members"]
+    from memmcl_merge.pipeline import PipelineState, write_report
+
+    report = write_report(cfg, PipelineState(run / "pipeline.json")).read_text()
+    assert "the soup of 2 training seeds" in report
+    assert "2 training seeds averaged" in (run / "final" / "README.md").read_text()
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished soup must not train again")
