@@ -10,6 +10,7 @@ scored above its members' mean (benchmarks/RESULTS.md, sessions 33-35).
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,6 +40,8 @@ def soup_models(models: Sequence[Path], out: Path, recipe: Path, comment: str = 
     config = soup_recipe(models)
     header = f"# {comment}\n" if comment else ""
     write_text(recipe, header + yaml.safe_dump(config, sort_keys=False))
+    for stale in out.parent.glob(f".{out.name}.soup-tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)  # a killed run's half-written soup
     tmp = out.with_name(f".{out.name}.soup-tmp-{os.getpid()}")
     run_merge(MergeConfiguration.model_validate(config), str(tmp),
               options=MergeOptions(copy_tokenizer=True, write_model_card=False, quiet=True))
