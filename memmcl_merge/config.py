@@ -138,8 +138,9 @@ class SearchConfig(_Strict):
     sigma: float = Field(0.2, gt=0.0, le=1.0)
     max_evals: int = Field(
         24, ge=1, description="Evaluations, the start point's included. 1: no search, the stage merges its "
-        "start point (scored once on the weak sets, for the record); after the curriculum the stage-2 "
-        "search was level with its start point on two seeds a side (benchmarks/RESULTS.md, session 34).")
+        "start point (scored once on the weak sets, for the record). After the curriculum the stage-2 "
+        "search was level with its start point on two seeds a side, and ahead of it (corrected, p 0.049) "
+        "as soups of those seeds (benchmarks/RESULTS.md, sessions 34-35).")
     max_seconds: float | None = Field(None, gt=0.0)
 
     @model_validator(mode="after")
@@ -243,9 +244,9 @@ class CurriculumConfig(_Strict):
     seeds: int = Field(
         1, ge=1, description="Train the curriculum this many times from the same start (training seeds "
         "train.seed, train.seed + 1, ...) and average the models with mergekit's linear method (a model "
-        "soup, recipes/final_soup.yml). N times the training time; on real data every soup of 2-4 "
-        "curricula kept 95% of each expert's score on all 12 tasks where each single run missed one, "
-        "and scored above its runs' mean (benchmarks/RESULTS.md, sessions 33-35).")
+        "soup, recipes/final_soup.yml). N times the training time; on real data five soups of 2-4 "
+        "curricula kept 95% of each expert's score on all 12 tasks where each single run missed one or "
+        "two, and scored above their runs' mean (benchmarks/RESULTS.md, sessions 33-35).")
     train: TrainConfig = TrainConfig(learning_rate=1e-4, max_examples=64, num_demos=1)
 
     @field_validator("passes")

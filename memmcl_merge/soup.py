@@ -2,9 +2,10 @@
 2022), merged by mergekit's own ``linear`` method from a plain recipe that ``mergekit-yaml`` reruns.
 
 The curriculum uses it with ``curriculum.seeds: N`` (N trainings from the same start, training seeds
-``train.seed`` ... ``train.seed + N - 1``, averaged): on real data every soup of two to four curricula
-kept 95% of each expert's score on all 12 tasks where each of its members missed one MAST task, and
-scored above its members' mean (benchmarks/RESULTS.md, sessions 33-35).
+``train.seed`` ... ``train.seed + N - 1``, averaged): on real data five soups of two to four curricula
+kept 95% of each expert's score on all 12 tasks where each single run missed one or two MAST tasks,
+and scored above their runs' mean, mostly by averaging out each run's label bias (benchmarks/RESULTS.md,
+sessions 33-35).
 """
 
 from __future__ import annotations
