@@ -685,13 +685,14 @@ def run_plan(cfg, stages: Sequence[str] | None = None, progress=print) -> dict[s
             if progress:
                 progress(f"{plan.key}: done already (fitness {results[plan.key]['best_fitness']:.4f}), skipped")
             continue
+        s = plan.search
+        searching = s.max_evals > 1  # 1: the stage merges its start point (run_search scores it once)
         if progress:
             progress(f"{plan.key}: evolving {len(plan.members)} members {plan.members} on {len(plan.tasks)} "
-                     f"weak task(s), budget {plan.search.max_evals} evaluations" if plan.search.max_evals > 1 else
+                     f"weak task(s), budget {s.max_evals} evaluations" if searching else
                      f"{plan.key}: merging {len(plan.members)} members {plan.members} at the start point, no "
                      f"search (max_evals 1); scoring it on {len(plan.tasks)} weak task(s)")
         runner = SearchRunner(cfg, plan, base_path, weak_root)
-        s = plan.search
         space, x0 = search_space(plan, cfg)
         fit = FitnessSpec.from_config(plan.fitness)
         if plan.fitness.scale == "best_member":
@@ -723,7 +724,7 @@ def run_plan(cfg, stages: Sequence[str] | None = None, progress=print) -> dict[s
                               runner.full_params(res.best_params), dtype="float32", out_dtype="bfloat16",
                               comment=f"MEM-MCL {plan.key}: " + (
                                   f"best of {res.evaluations} CMA-ES evaluations, weak-set fitness "
-                                  f"{res.best_fitness:.4f} (start {res.start_fitness:.4f})" if s.max_evals > 1 else
+                                  f"{res.best_fitness:.4f} (start {res.start_fitness:.4f})" if searching else
                                   f"the start point, no search (max_evals 1), weak-set fitness {res.best_fitness:.4f}"))
         plot_fitness({plan.key: res.journal}, work / "fitness.png", title=f"{plan.key} fitness")
         summary = {**{k: (str(v) if isinstance(v, Path) else v) for k, v in res.__dict__.items()},
