@@ -139,8 +139,8 @@ class SearchConfig(_Strict):
     max_evals: int = Field(
         24, ge=1, description="Evaluations, the start point's included. 1: no search, the stage merges its "
         "start point (scored once on the weak sets, for the record). After the curriculum the stage-2 "
-        "search was level with its start point on two seeds a side, and ahead of it (corrected, p 0.049) "
-        "as soups of those seeds (benchmarks/RESULTS.md, sessions 34-35).")
+        "search was level with its start point on two seeds a side and as soups of three seeds (ahead, "
+        "corrected p 0.049, as soups of two; benchmarks/RESULTS.md, sessions 34-36).")
     max_seconds: float | None = Field(None, gt=0.0)
 
     @model_validator(mode="after")
@@ -244,9 +244,10 @@ class CurriculumConfig(_Strict):
     seeds: int = Field(
         1, ge=1, description="Train the curriculum this many times from the same start (training seeds "
         "train.seed, train.seed + 1, ...) and average the models with mergekit's linear method (a model "
-        "soup, recipes/final_soup.yml). N times the training time; on real data five soups of 2-4 "
+        "soup, recipes/final_soup.yml). N times the training time; on real data every soup of 2-6 "
         "curricula kept 95% of each expert's score on all 12 tasks where each single run missed one or "
-        "two, and scored above their runs' mean (benchmarks/RESULTS.md, sessions 33-35).")
+        "two, both soups of 3 seeds met the benchmark's raw bar against the multitask SFT's seed mean, "
+        "and 6 added nothing over 3 (benchmarks/RESULTS.md, sessions 33-36). 3 for a model you ship.")
     train: TrainConfig = TrainConfig(learning_rate=1e-4, max_examples=64, num_demos=1)
 
     @field_validator("passes")
