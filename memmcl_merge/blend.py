@@ -16,8 +16,6 @@ so its recipe (``recipes/blend.yml``; ``recipes/<folder name>.yml`` for another 
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -46,7 +44,7 @@ def run_blend(cfg, progress=print, start: Path | None = None, trained: Path | No
         quiet_progress_bars,
     )
     from .experts import save_plain_model
-    from .io import read_json, replace_dir, write_json
+    from .io import fresh_tmp_dir, read_json, replace_dir, write_json
     from .merge_methods.inprocess import MemmclMerger
     from .models import load_model_and_tokenizer
     from .recipes import write_recipe
@@ -95,10 +93,7 @@ def run_blend(cfg, progress=print, start: Path | None = None, trained: Path | No
     # ties go to the larger alpha: keep as much of the curriculum as the weak sets allow
     best = max(tried, key=lambda r: (r["fitness"], r["alpha"]))
     apply(best["alpha"])
-    final.parent.mkdir(parents=True, exist_ok=True)
-    for stale in final.parent.glob(f".{final.name}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)  # a killed run's half-written model
-    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
+    tmp = fresh_tmp_dir(final)
     save_plain_model(model, tok, tmp, save_dtype="bfloat16")
     recipe = write_recipe(cfg.output_dir / "recipes" / f"{final.name}.yml", start, {"curriculum": trained},
                           {"experts": {"curriculum": {"weight": best["alpha"]}}}, dtype="float32",

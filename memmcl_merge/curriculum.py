@@ -40,7 +40,6 @@ in ``.<output name>.checkpoint`` beside the output, removed once the output is i
 from __future__ import annotations
 
 import math
-import os
 import random
 import shutil
 import time
@@ -237,7 +236,7 @@ def run_curriculum(cfg, progress=print, out: Path | None = None) -> dict:
     absent."""
     from .config import changed_settings
     from .experts import checkpoint_beside, sft_train
-    from .io import read_json, replace_dir, write_json
+    from .io import fresh_tmp_dir, read_json, replace_dir, write_json
 
     work, final = curriculum_dir(cfg), Path(out) if out is not None else curriculum_model_dir(cfg)
     marker = final / MARKER
@@ -266,10 +265,7 @@ def run_curriculum(cfg, progress=print, out: Path | None = None) -> dict:
     if progress:
         progress("learning-rate share per task (1 = rows spread evenly over the schedule): "
                  + ", ".join(f"{t} {v:.2f}" for t, v in shares.items()))
-    work.mkdir(parents=True, exist_ok=True)
-    for stale in work.glob(".model.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)  # a killed run's half-written model
-    tmp = work / f".model.tmp-{os.getpid()}"
+    tmp = fresh_tmp_dir(work / "model")  # work/.model.tmp-<pid>
     t0 = time.perf_counter()
     ckpt = checkpoint_beside(final)  # each output (benchmark variants of one run too) resumes its own
     res = sft_train(str(start), None, rows, cfg.curriculum.train, tmp, sequential=True, progress=bool(progress),

@@ -57,6 +57,17 @@ def locked_update(path: Path, change, empty: Any) -> Any:
     return data
 
 
+def fresh_tmp_dir(final: Path) -> Path:
+    """Where to write a new ``final`` folder before ``replace_dir`` puts it in place:
+    ``.<name>.tmp-<pid>`` beside it. Such folders left half-written by killed runs are removed first."""
+    import shutil
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return final.parent / f".{final.name}.tmp-{os.getpid()}"
+
+
 def replace_dir(tmp: Path, final: Path) -> Path:
     """Put a fully written folder in place of ``final`` (removing an older one): readers see the old
     folder or the new one, never a half-written one."""

@@ -2,16 +2,12 @@
 2022), merged by mergekit's own ``linear`` method from a plain recipe that ``mergekit-yaml`` reruns.
 
 The curriculum uses it with ``curriculum.seeds: N`` (N trainings from the same start, training seeds
-``train.seed`` ... ``train.seed + N - 1``, averaged): on real data five soups of two to four curricula
-kept 95% of each expert's score on all 12 tasks where each single run missed one or two MAST tasks,
-and scored above their runs' mean, mostly by averaging out each run's label bias (benchmarks/RESULTS.md,
-sessions 33-35).
+``train.seed`` ... ``train.seed + N - 1``, averaged); what it measured on real data is in that field's
+description and benchmarks/RESULTS.md, sessions 33-36.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,7 +27,7 @@ def soup_models(models: Sequence[Path], out: Path, recipe: Path, comment: str = 
     from mergekit.merge import run_merge
     from mergekit.options import MergeOptions
 
-    from .io import replace_dir, write_text
+    from .io import fresh_tmp_dir, replace_dir, write_text
 
     if len(models) < 2:
         raise ValueError(f"a soup needs at least two models, got {len(models)}")
@@ -41,9 +37,7 @@ def soup_models(models: Sequence[Path], out: Path, recipe: Path, comment: str = 
     config = soup_recipe(models)
     header = f"# {comment}\n" if comment else ""
     write_text(recipe, header + yaml.safe_dump(config, sort_keys=False))
-    for stale in out.parent.glob(f".{out.name}.soup-tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)  # a killed run's half-written soup
-    tmp = out.with_name(f".{out.name}.soup-tmp-{os.getpid()}")
+    tmp = fresh_tmp_dir(out)
     run_merge(MergeConfiguration.model_validate(config), str(tmp),
               options=MergeOptions(copy_tokenizer=True, write_model_card=False, quiet=True))
     return replace_dir(tmp, out)

@@ -290,6 +290,24 @@ def test_replace_dir_puts_a_folder_under_a_parent_that_does_not_exist_yet(tmp_pa
     assert (final / "config.json").read_text() == "{}" and not tmp.exists()
 
 
+def test_fresh_tmp_dir_clears_half_written_folders_of_killed_runs_and_keeps_the_rest(tmp_path):
+    """The curriculum, blend and soup write into it: a killed run's leftovers must not pile up beside
+    the model, and nothing else beside it may go."""
+    import os
+
+    from memmcl_merge.io import fresh_tmp_dir
+
+    final = tmp_path / "run" / "final"
+    stale = final.parent / ".final.tmp-999999999"
+    stale.mkdir(parents=True)
+    (stale / "model.safetensors").write_bytes(b"half written")
+    other = final.parent / ".seed_0.tmp-1"  # another folder's, not ours
+    other.mkdir()
+    tmp = fresh_tmp_dir(final)
+    assert tmp == final.parent / f".final.tmp-{os.getpid()}" and not tmp.exists()
+    assert not stale.exists() and other.exists()
+
+
 def test_a_finished_curriculum_with_other_settings_is_refused_not_reused(tmp_path):
     """Resuming after an edit of `curriculum:` must not pass off the old model as the new one."""
     from memmcl_merge.curriculum import MARKER, run_curriculum
