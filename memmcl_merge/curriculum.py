@@ -10,7 +10,8 @@ input_length   mean words per input / the longest mean in the run
 label_entropy  entropy of the training labels / log2(number of classes)  (balanced = harder)
 base_gap       1 - the base model's dev score (recorded by the experts step)
 merge_gap      the expert's dev score - the merged model's weak-set score, clipped at 0
-               (what merging lost on that task, so what the curriculum has to win back)
+               (what merging lost on that task, so what the curriculum has to win back;
+               weight 3 by default, the others 0.5-1: benchmarks/RESULTS.md, session 37)
 =============  =========================================================================
 
 Training is ONE TRL run with a sequential sampler over the rows in curriculum order, not one run
