@@ -250,7 +250,8 @@ class CurriculumConfig(_Strict):
         "soup, recipes/final_soup.yml). N times the training time; on real data every soup of 2-6 "
         "curricula kept 95% of each expert's score on all 12 tasks where each single run missed one or "
         "two, both soups of 3 seeds met the benchmark's raw bar against the multitask SFT's seed mean, "
-        "and 6 added nothing over 3 (benchmarks/RESULTS.md, sessions 33-36). 3 for a model you ship.")
+        "and 6 added nothing over 3; at merge_gap weight 3 the 3-seed soup led the multitask SFT's soup "
+        "by +0.011 over the label tasks' test rows (benchmarks/RESULTS.md, sessions 33-38). 3 for a model you ship.")
     train: TrainConfig = TrainConfig(learning_rate=1e-4, max_examples=64, num_demos=1)
 
     @field_validator("passes")
