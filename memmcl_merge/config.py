@@ -225,8 +225,8 @@ class DifficultyWeights(_Strict):
     base_gap: float = Field(1.0, ge=0.0)
     merge_gap: float = Field(
         3.0, ge=0.0, description="3 of the 7 in all: the measured gap to each expert moves more of the rank, so "
-        "more of the passes, to the tasks the merge lost; on real data it beat weight 1 "
-        "(benchmarks/RESULTS.md, session 37).")
+        "more of the passes, to the tasks the merge lost; on real data three seeds of three beat the three "
+        "at weight 1 (benchmarks/RESULTS.md, sessions 37-38).")
 
 
 class CurriculumConfig(_Strict):
