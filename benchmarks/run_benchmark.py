@@ -54,7 +54,13 @@ class Results:
     def _update(self, change) -> None:
         self.data = locked_update(self.path, change, self.EMPTY)
 
-    def put(self, system: str, value: dict) -> None:
+    def put(self, system: str, value: dict, stamp: bool = True) -> None:
+        """Save one row; a row measured here (``stamp``) also records the package versions it was
+        measured with, unless it names its own. ``adopt`` copies rows as they are (``stamp=False``)."""
+        if stamp and "versions" not in value:
+            from memmcl_merge.io import package_versions
+
+            value = {**value, "versions": package_versions()}
         self._update(lambda data: data["systems"].__setitem__(system, value))
 
     def meta(self, append: dict | None = None, **kw) -> None:
@@ -1072,7 +1078,7 @@ def step_adopt(args) -> None:
                                                  "model": v["train"]["folder"]}
         for n, row in rows.items():
             if not res.has(n):
-                res.put(n, {**row, "from": f"{args.source}.json"})
+                res.put(n, {**row, "from": f"{args.source}.json"}, stamp=False)
                 print(f"adopted {n}", flush=True)
 
 

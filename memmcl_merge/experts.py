@@ -542,18 +542,6 @@ def _say(progress: bool, msg: str) -> None:
         print(f"[memmcl experts] {msg}", file=sys.stderr, flush=True)
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for dist in ("torch", "transformers", "trl", "peft", "lm-eval", "memmcl-merge"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
 def _dev_evaluator(cfg: RunConfig, spec: TaskSpec):
     from .evaluation import Evaluator
 
@@ -631,7 +619,7 @@ def train_expert(cfg: RunConfig, task: str, *, base_path: str | None = None,
                  base_scores: Callable[[TaskSpec], dict] | None = None, progress: bool = True) -> ExpertResult:
     """Train (or skip, when complete) the expert of one task. A pure function of (cfg, task): the folder
     it writes depends on nothing else, so experts can be trained in parallel, one per device."""
-    from .io import read_json, replace_dir, write_json
+    from .io import package_versions, read_json, replace_dir, write_json
     from .models import resolve_model
 
     spec = get_task(task)
@@ -694,7 +682,7 @@ def train_expert(cfg: RunConfig, task: str, *, base_path: str | None = None,
             record["dev"] = {**_dev_settings(cfg, base_path), "expert": expert_dev, "base": base,
                              "eval_s": time.perf_counter() - te}
             record["wall_s"] = time.perf_counter() - t0
-            record["versions"] = _versions()
+            record["versions"] = package_versions()
             record["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             write_json(tmp / MARKER, record)
             if is_complete(folder):  # another process finished first: keep theirs

@@ -82,3 +82,22 @@ def replace_dir(tmp: Path, final: Path) -> Path:
 
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+# The distributions whose versions decide a trained model or a score: a rebuild under other versions
+# can differ (benchmarks/RESULTS.md, session 39), so experts and benchmark rows record them.
+DECIDING_PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "mergekit", "lm-eval", "datasets",
+                     "cma", "memmcl-merge")
+
+
+def package_versions(names=DECIDING_PACKAGES) -> dict[str, str]:
+    """Installed version of each named distribution; those not installed are left out."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for dist in names:
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return out

@@ -113,6 +113,20 @@ def test_adopt_copies_rows_and_the_runs_own_experts(tmp_path, monkeypatch):
     assert rows["expert:b (own task)"]["scores"] == {"b": {"score": 0.7}}
     with pytest.raises(SystemExit, match="selects no row"):
         rb.step_adopt(argparse.Namespace(results="dst", source="src", only="nothing"))
+    assert "versions" not in rows["MEM-MCL run, experts 3 epochs"]  # copied as measured elsewhere
+
+
+def test_a_measured_row_records_the_package_versions(tmp_path, monkeypatch):
+    """A rebuild under other versions can differ (RESULTS.md, session 39): every row put says which."""
+    monkeypatch.setattr(rb, "RESULTS", tmp_path)
+    rb.Results("r").put("run", {"model": "m"})
+    rb.Results("r").put("own", {"model": "m", "versions": {"torch": "x"}})
+    rows = json.loads((tmp_path / "r.json").read_text())["systems"]
+    import torch
+
+    assert rows["run"]["versions"]["torch"] == torch.__version__
+    assert {"transformers", "mergekit", "lm-eval"} <= set(rows["run"]["versions"])
+    assert rows["own"]["versions"] == {"torch": "x"}
 
 
 def test_only_selects_by_word_or_by_exact_name():

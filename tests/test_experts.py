@@ -113,6 +113,7 @@ def test_lora_expert_is_a_plain_merged_safetensors_folder(lora_run, tiny_base_di
     assert rec["data_sha256"] == ex.rows_sha256(ex.task_train_rows(TASK, "embedded", LORA))
     assert {"expert", "base"} <= set(rec["dev"]) and "score" in rec["dev"]["expert"]
     assert rec["dev"]["limit"] == 32 and rec["dev"]["split"] == "dev"
+    assert {"torch", "transformers", "trl", "peft"} <= set(rec["versions"])  # what a rebuild must match
     assert "| " + TASK + " | 32 | 4 |" in ex.format_results([res])
 
 
