@@ -26,6 +26,9 @@ order (``curriculum.order``):
   last, gets the least learning rate and too few steps to learn its output format.
 - ``shuffled``: the same rows without replay in random order, the control for what the order is worth.
 
+``curriculum.task_order`` pins the ranking itself (the easiest first) in place of the difficulty
+score, e.g. to train one run's start model on another run's plan.
+
 How much of the training each task gets is meta-data driven too: ``curriculum.passes = (lo, hi)``
 gives the easiest task ``lo`` passes over its rows and the hardest ``hi``, linearly by rank between
 (default (0.5, 1.5), measured in benchmarks/RESULTS.md; (1, 1) is one pass each). With lo + hi = 2
@@ -116,6 +119,10 @@ def plan_curriculum(cfg, metas: Mapping[str, TaskMeta] | None = None,
         total_w = sum(weights[k] for k in used)
         score = sum(weights[k] * v for k, v in used.items()) / total_w if total_w else 0.0
         out.append(TaskDifficulty(t, {k: round(v, 4) for k, v in parts.items()}, round(score, 4)))
+    pinned = cfg.curriculum.task_order
+    if pinned is not None:  # the config checked it lists every task once
+        rank = {t.removeprefix("sentiment_"): i for i, t in enumerate(pinned)}
+        return sorted(out, key=lambda d: rank[d.task])
     return sorted(out, key=lambda d: (d.score, d.task))
 
 

@@ -42,6 +42,20 @@ def test_difficulty_plan_orders_tasks_and_shows_its_parts():
     assert [d.task for d in plan_curriculum(only_gap, metas, signals)][-1] == "tweet_irony"
 
 
+def test_a_pinned_task_order_replaces_the_ranking_and_must_name_every_task_once():
+    tasks = ["sst2", "sst5", "aste_lap14", "tweet_irony"]
+    metas = {t: _meta(t) for t in tasks}
+    ranked = [d.task for d in plan_curriculum(RunConfig(tasks=tasks), metas, {})]
+    pinned = list(reversed(ranked))
+    cfg = RunConfig(tasks=tasks, curriculum={"task_order": ["sentiment_" + pinned[0], *pinned[1:]]})
+    plan = plan_curriculum(cfg, metas, {})
+    assert [d.task for d in plan] == pinned
+    assert plan[0].score > plan[-1].score  # the difficulty columns are still the measured ones
+    for bad in (pinned[:-1], [*pinned, pinned[0]], [*pinned[:-1], "tweet_hate"]):
+        with pytest.raises(ValueError, match="task_order must list every task of the run once"):
+            RunConfig(tasks=tasks, curriculum={"task_order": bad})
+
+
 def test_the_trainer_sees_examples_in_curriculum_order(tiny_base_dir, tmp_path):
     from memmcl_merge.experts import make_trainer
 
