@@ -251,11 +251,12 @@ class CurriculumConfig(_Strict):
     seeds: int = Field(
         1, ge=1, description="Train the curriculum this many times from the same start (training seeds "
         "train.seed, train.seed + 1, ...) and average the models with mergekit's linear method (a model "
-        "soup, recipes/final_soup.yml). N times the training time; on real data every soup of 2-6 "
-        "curricula kept 95% of each expert's score on all 12 tasks where each single run missed one or "
-        "two, both soups of 3 seeds met the benchmark's raw bar against the multitask SFT's seed mean, "
+        "soup, recipes/final_soup.yml). N times the training time; on real data (one draw of experts) every "
+        "soup of 2-6 curricula kept 95% of each expert's score on all 12 tasks where each single run missed "
+        "one or two, both soups of 3 seeds met the benchmark's raw bar against the multitask SFT's seed mean, "
         "and 6 added nothing over 3; at merge_gap weight 3 the 3-seed soup led the multitask SFT's soup "
-        "by +0.011 over the label tasks' test rows (benchmarks/RESULTS.md, sessions 33-38). 3 for a model you ship.")
+        "by +0.010-0.011 over the label tasks' test rows on two draws, though on the second it won 4 tasks "
+        "of 12 and kept 9 (benchmarks/RESULTS.md, sessions 33-41). 3 for a model you ship.")
     train: TrainConfig = TrainConfig(learning_rate=1e-4, max_examples=64, num_demos=1)
 
     @field_validator("passes")
