@@ -267,7 +267,8 @@ def run_curriculum(cfg, progress=print, out: Path | None = None) -> dict:
         return _soup_of_seeds(cfg, final, progress)
     plan = plan_curriculum(cfg)
     if progress:
-        progress("curriculum plan (easiest first):\n" + format_plan(plan, cfg.curriculum.weights.model_dump()))
+        how = "order pinned by curriculum.task_order" if cfg.curriculum.task_order else "easiest first"
+        progress(f"curriculum plan ({how}):\n" + format_plan(plan, cfg.curriculum.weights.model_dump()))
     rows, index = curriculum_rows(cfg, plan)
     shares = lr_shares(index, cfg.curriculum.train)
     if progress:
