@@ -259,6 +259,11 @@ class CurriculumConfig(_Strict):
         "of 12 and kept 9 (benchmarks/RESULTS.md, sessions 33-41). 3 for a model you ship.")
     train: TrainConfig = TrainConfig(learning_rate=1e-4, max_examples=64, num_demos=1)
 
+    @field_validator("task_order")
+    @classmethod
+    def _short_task_names(cls, v):
+        return None if v is None else [t.removeprefix("sentiment_") for t in v]
+
     @field_validator("passes")
     @classmethod
     def _passes_positive(cls, v):
@@ -347,11 +352,10 @@ class RunConfig(_Strict):
         if self.blend.enabled and not self.curriculum.enabled:
             raise ValueError("blend.enabled needs the curriculum (curriculum.enabled: true): it blends the "
                              "curriculum model back toward the merge")
-        if self.curriculum.task_order is not None:
-            pinned = [t.removeprefix("sentiment_") for t in self.curriculum.task_order]
-            if sorted(pinned) != sorted(self.tasks):
-                raise ValueError(f"curriculum.task_order must list every task of the run once: has {pinned}, "
-                                 f"tasks are {self.tasks}")
+        pinned = self.curriculum.task_order
+        if pinned is not None and sorted(pinned) != sorted(self.tasks):
+            raise ValueError(f"curriculum.task_order must list every task of the run once: has {pinned}, "
+                             f"tasks are {self.tasks}")
         self.plan()  # raises on members that name no task or no earlier stage
         return self
 

@@ -120,9 +120,8 @@ def plan_curriculum(cfg, metas: Mapping[str, TaskMeta] | None = None,
         score = sum(weights[k] * v for k, v in used.items()) / total_w if total_w else 0.0
         out.append(TaskDifficulty(t, {k: round(v, 4) for k, v in parts.items()}, round(score, 4)))
     pinned = cfg.curriculum.task_order
-    if pinned is not None:  # the config checked it lists every task once
-        rank = {t.removeprefix("sentiment_"): i for i, t in enumerate(pinned)}
-        return sorted(out, key=lambda d: rank[d.task])
+    if pinned is not None:  # the config checked it lists every task once, by its short name
+        return sorted(out, key=lambda d: pinned.index(d.task))
     return sorted(out, key=lambda d: (d.score, d.task))
 
 
