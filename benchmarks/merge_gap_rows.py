@@ -19,15 +19,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run_benchmark as rb
+from absa_fitness import spearman
 
 
-def spearman(a: dict[str, float], b: dict[str, float]) -> float:
-    """Rank correlation over the keys of ``a`` (ties ranked by name: enough for a diagnostic)."""
-    def ranks(v):
-        return {t: i for i, t in enumerate(sorted(v, key=lambda t: (v[t], t)))}
-    ra, rb_ = ranks(a), ranks({t: b[t] for t in a})
-    n = len(a)
-    return 1 - 6 * sum((ra[t] - rb_[t]) ** 2 for t in a) / (n * (n * n - 1))
+def against_test(gap: dict[str, float], test: dict[str, float]) -> dict[str, float]:
+    """How close one measured gap is to the test gap: mean absolute error, and rank correlation (ties
+    averaged: many gaps are clipped to 0) over all tasks and over the label tasks."""
+    tasks = list(test)
+    labels = [t for t in tasks if not t.startswith("aste")]
+    return {"mean_abs_error": round(sum(abs(gap[t] - test[t]) for t in tasks) / len(tasks), 4),
+            "spearman_12": round(spearman([gap[t] for t in tasks], [test[t] for t in tasks]), 3),
+            "spearman_label_tasks": round(spearman([gap[t] for t in labels], [test[t] for t in labels]), 3)}
 
 
 def main(argv=None) -> None:
@@ -69,12 +71,8 @@ def main(argv=None) -> None:
         out["tasks"][t] = {"plan_gap_weak32": plan_gap[t], f"dev{args.rows}_gap": round(dev[t], 4),
                            "test_gap": round(test[t], 4), f"dev{args.rows}_expert": experts[t]["score"],
                            f"dev{args.rows}_merged": merged["scores"][t]["score"]}
-    labels = [t for t in tasks if not t.startswith("aste")]
     for label, gap in (("plan_gap_weak32", plan_gap), (f"dev{args.rows}_gap", dev)):
-        out["against_test"][label] = {
-            "mean_abs_error": round(sum(abs(gap[t] - test[t]) for t in tasks) / len(tasks), 4),
-            "spearman_12": round(spearman(gap, test), 3),
-            "spearman_label_tasks": round(spearman({t: gap[t] for t in labels}, test), 3)}
+        out["against_test"][label] = against_test(gap, test)
     for label, gap in (("plan_gap_weak32", plan_gap), (f"dev{args.rows}_gap", dev), ("test_gap", test)):
         scored = []
         for d in plan:  # the plan's own score with this gap in merge_gap's place
