@@ -43,44 +43,53 @@ def main(argv=None) -> None:
     ap.add_argument("--data", type=Path, default=rb.DEFAULT_DATA)
     args = ap.parse_args(argv)
 
-    from memmcl_merge.curriculum import MARKER, plan_curriculum, task_passes
+    from memmcl_merge.curriculum import (
+        MARKER,
+        measured_signals,
+        plan_curriculum,
+        start_model_dir,
+        task_passes,
+    )
     from memmcl_merge.io import read_json, write_json
 
     rows = read_json(rb.RESULTS / f"{args.results}.json")["systems"]
     for name in (args.system, args.stage2):
         if name not in rows:
             raise SystemExit(f"{name!r}: no such row in results/{args.results}.json")
-    # the plan that trained --system: its recorded curriculum settings (weights, passes) on this run
+    # the plan that trained --system: its recorded curriculum settings (weights, passes) on this run,
+    # ranked by difficulty (a pinned task_order would hide what the gap changes)
     cfg = rb.run_config(args)
     trained = read_json(Path(rows[args.system]["model"]) / MARKER)["config"]
-    cfg = cfg.model_copy(update={"curriculum": cfg.curriculum.model_validate(trained)})
-    plan = plan_curriculum(cfg)
+    cfg = cfg.model_copy(update={"curriculum": cfg.curriculum.model_validate({**trained, "task_order": None})})
+    signals = measured_signals(cfg)
+    plan = plan_curriculum(cfg, signals=signals)
     tasks = [d.task for d in plan]
     own = rows[args.system]["own_experts"]
-    test = {t: max(0.0, own[t]["score"]["score"] - rows[args.stage2]["scores"][t]["score"]) for t in tasks}
-    plan_gap = {d.task: d.parts["merge_gap"] for d in plan}
+    test = {"expert": {t: own[t]["score"]["score"] for t in tasks},
+            "merged": {t: rows[args.stage2]["scores"][t]["score"] for t in tasks}}
+    def dev_scores(model: Path, among: list[str]) -> dict[str, float]:
+        scores = rb.score_model(str(model), str(args.data), "dev", args.rows, among)["scores"]
+        return {t: scores[t]["score"] for t in among}
 
-    merged = rb.score_model(str(cfg.output_dir / "stage2" / "unified"), str(args.data), "dev", args.rows, tasks)
-    experts = {t: rb.score_model(str(cfg.experts_dir / t), str(args.data), "dev", args.rows, [t])["scores"][t]
-               for t in tasks}
-    dev = {t: max(0.0, experts[t]["score"] - merged["scores"][t]["score"]) for t in tasks}
+    start = start_model_dir(cfg)  # the stage-2 winner the curriculum trained from
+    dev = {"merged": dev_scores(start, tasks),
+           "expert": {t: dev_scores(cfg.experts_dir / t, [t])[t] for t in tasks}}
 
-    weights = cfg.curriculum.weights.model_dump()
-    out = {"run": str(args.run), "rows": args.rows, "tasks": {}, "against_test": {}, "passes": {}}
-    for t in tasks:
-        out["tasks"][t] = {"plan_gap_weak32": plan_gap[t], f"dev{args.rows}_gap": round(dev[t], 4),
-                           "test_gap": round(test[t], 4), f"dev{args.rows}_expert": experts[t]["score"],
-                           f"dev{args.rows}_merged": merged["scores"][t]["score"]}
-    for label, gap in (("plan_gap_weak32", plan_gap), (f"dev{args.rows}_gap", dev)):
-        out["against_test"][label] = against_test(gap, test)
-    for label, gap in (("plan_gap_weak32", plan_gap), (f"dev{args.rows}_gap", dev), ("test_gap", test)):
-        scored = []
-        for d in plan:  # the plan's own score with this gap in merge_gap's place
-            parts = {**d.parts, "merge_gap": gap[d.task]}
-            used = {k: v for k, v in parts.items() if weights.get(k, 0.0) > 0}
-            scored.append((sum(weights[k] * v for k, v in used.items()) / sum(weights[k] for k in used), d.task))
-        out["passes"][label] = {t: round(task_passes(cfg.curriculum.passes, k, len(tasks)), 2)
-                                for k, (_, t) in enumerate(sorted(scored))}
+    # each gap through the library's own plan: merge_gap = expert - merged, the other features as recorded
+    dev_label = f"dev{args.rows}_gap"
+    plans = {"plan_gap_weak32": plan}
+    for label, scores in ((dev_label, dev), ("test_gap", test)):
+        swapped = {t: {**signals[t], "expert": scores["expert"][t], "merged": scores["merged"][t]} for t in tasks}
+        plans[label] = plan_curriculum(cfg, signals=swapped)
+    gaps = {label: {d.task: d.parts["merge_gap"] for d in p} for label, p in plans.items()}
+    passes = cfg.curriculum.passes
+    out = {"run": str(args.run), "rows": args.rows, "start_model": str(start),
+           "tasks": {t: {**{label: gaps[label][t] for label in plans}, f"dev{args.rows}_expert": dev["expert"][t],
+                         f"dev{args.rows}_merged": dev["merged"][t]} for t in tasks},
+           "against_test": {label: against_test(gaps[label], gaps["test_gap"])
+                            for label in ("plan_gap_weak32", dev_label)},
+           "passes": {label: {d.task: round(task_passes(passes, k, len(p)), 2) for k, d in enumerate(p)}
+                      for label, p in plans.items()}}
     dest = write_json(rb.RESULTS / f"merge_gap_rows_{args.results}.json", out)
     for label, v in out["against_test"].items():
         print(f"{label}: {v}")
