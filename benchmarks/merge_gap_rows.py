@@ -22,11 +22,10 @@ import run_benchmark as rb
 from absa_fitness import spearman
 
 
-def against_test(gap: dict[str, float], test: dict[str, float]) -> dict[str, float]:
+def against_test(gap: dict[str, float], test: dict[str, float], labels: list[str]) -> dict[str, float]:
     """How close one measured gap is to the test gap: mean absolute error, and rank correlation (ties
-    averaged: many gaps are clipped to 0) over all tasks and over the label tasks."""
+    averaged: many gaps are clipped to 0) over all tasks and over the label tasks ``labels``."""
     tasks = list(test)
-    labels = [t for t in tasks if not t.startswith("aste")]
     return {"mean_abs_error": round(sum(abs(gap[t] - test[t]) for t in tasks) / len(tasks), 4),
             "spearman_12": round(spearman([gap[t] for t in tasks], [test[t] for t in tasks]), 3),
             "spearman_label_tasks": round(spearman([gap[t] for t in labels], [test[t] for t in labels]), 3)}
@@ -51,6 +50,7 @@ def main(argv=None) -> None:
         task_passes,
     )
     from memmcl_merge.io import read_json, write_json
+    from memmcl_merge.tasks import get_task
 
     rows = read_json(rb.RESULTS / f"{args.results}.json")["systems"]
     for name in (args.system, args.stage2):
@@ -67,6 +67,7 @@ def main(argv=None) -> None:
     own = rows[args.system]["own_experts"]
     test = {"expert": {t: own[t]["score"]["score"] for t in tasks},
             "merged": {t: rows[args.stage2]["scores"][t]["score"] for t in tasks}}
+
     def dev_scores(model: Path, among: list[str]) -> dict[str, float]:
         scores = rb.score_model(str(model), str(args.data), "dev", args.rows, among)["scores"]
         return {t: scores[t]["score"] for t in among}
@@ -77,17 +78,19 @@ def main(argv=None) -> None:
 
     # each gap through the library's own plan: merge_gap = expert - merged, the other features as recorded
     dev_label = f"dev{args.rows}_gap"
-    plans = {"plan_gap_weak32": plan}
+    plan_label = f"plan_gap_weak{cfg.evolve.weak.size}"  # the search's weak rows the plan's gap came from
+    plans = {plan_label: plan}
     for label, scores in ((dev_label, dev), ("test_gap", test)):
         swapped = {t: {**signals[t], "expert": scores["expert"][t], "merged": scores["merged"][t]} for t in tasks}
         plans[label] = plan_curriculum(cfg, signals=swapped)
+    labels = [t for t in tasks if get_task(t).output_structure == "label"]
     gaps = {label: {d.task: d.parts["merge_gap"] for d in p} for label, p in plans.items()}
     passes = cfg.curriculum.passes
     out = {"run": str(args.run), "rows": args.rows, "start_model": str(start),
            "tasks": {t: {**{label: gaps[label][t] for label in plans}, f"dev{args.rows}_expert": dev["expert"][t],
                          f"dev{args.rows}_merged": dev["merged"][t]} for t in tasks},
-           "against_test": {label: against_test(gaps[label], gaps["test_gap"])
-                            for label in ("plan_gap_weak32", dev_label)},
+           "against_test": {label: against_test(gaps[label], gaps["test_gap"], labels)
+                            for label in (plan_label, dev_label)},
            "passes": {label: {d.task: round(task_passes(passes, k, len(p)), 2) for k, d in enumerate(p)}
                       for label, p in plans.items()}}
     dest = write_json(rb.RESULTS / f"merge_gap_rows_{args.results}.json", out)
