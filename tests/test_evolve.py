@@ -271,30 +271,6 @@ def test_kill_mid_run_and_resume_loses_nothing(tmp_path):
 
 
 # -- a real stage on tiny models ---------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def disagreeing_experts(tmp_path_factory, tiny_base_dir):
-    """A trained tweet_offensive expert (the tiny model learns it in seconds) and its anti-expert
-    (base - task vector), saved under the name tweet_irony: merged 1:1 they cancel out."""
-    import torch
-
-    from memmcl_merge.config import TrainConfig
-    from memmcl_merge.experts import save_plain_model, sft_train, task_train_rows
-    from memmcl_merge.models import load_model_and_tokenizer
-
-    root = tmp_path_factory.mktemp("evolve-run")
-    cfg = TrainConfig(method="full", learning_rate=3e-3, batch_size=16, max_examples=256, epochs=3,
-                      save_dtype="float32", dtype="float32", warmup_ratio=0.0)
-    rows = task_train_rows("tweet_offensive", "embedded", cfg)
-    res = sft_train(str(tiny_base_dir), None, rows, cfg, root / "experts" / "tweet_offensive", progress=False)
-    base, tok = load_model_and_tokenizer(str(tiny_base_dir))
-    expert = res.model
-    with torch.no_grad():
-        for (name, b), e in zip(base.state_dict().items(), expert.state_dict().values()):
-            b.copy_(2 * b - e)
-    save_plain_model(base, tok, root / "experts" / "tweet_irony", "float32")
-    return root
-
-
 def _stage_config(root, base_dir, **evolve):
     from memmcl_merge.config import RunConfig
 

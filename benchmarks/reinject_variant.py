@@ -1,0 +1,158 @@
+"""A reinjection run for benchmarks/RESULTS.md: a curriculum model plus alpha x the task vectors of the
+experts it falls short of, alpha picked on the run's weak sets, scored like every other system.
+
+    python benchmarks/reinject_variant.py NAME --run DIR --trained DIR2 [grid=[0,0.25,0.5,0.75,1]]
+        [keep=0.95] [tasks=[sst5, tweet_emotion]] [--limit 200]
+
+    reinjected = trained + alpha * sum_t (expert_t - base)      t in the short tasks, alpha from ``grid``
+
+Why: the bar holds MEM-MCL to 95% of each own expert, and the tasks it misses (sst5, tweet_emotion) are
+ones where the stage-2 merge already lost to the expert and the curriculum did not win it back
+(sessions 39-42). Task arithmetic adds an expert's skill back without retraining; the weak sets decide
+how much, with ``alpha = 0`` (the trained model as it is) in the grid.
+
+The short tasks, unless ``tasks=`` names them: those whose weak-set score (at alpha 0) is under ``keep``
+times their own expert's on the same weak rows (the bar's 95% rule, on the weak sets). ``--run DIR``: an evolution run (its experts, base, weak sets and fitness);
+``--trained DIR2``: the model to add to (a curriculum_variant.py or soup_variant.py model). The model goes
+to <run>/variants/<slug>, its recipe (one ``memmcl`` merge: base, the trained model at weight 1, the
+short experts at alpha) to <run>/recipes/<slug>.yml; the scores go into benchmarks/results/systems.json
+(or ``--results NAME2``) under NAME (skipped when NAME is there).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run_benchmark as rb
+
+SETTINGS = {"grid": [0.0, 0.25, 0.5, 0.75, 1.0], "keep": 0.95, "tasks": None}
+
+
+def short_tasks(weak_scores: dict, own: dict, keep: float) -> list[str]:
+    """Tasks whose weak-set score is under ``keep`` x their own expert's on the same rows (tasks without
+    an expert are never short)."""
+    return [t for t, row in weak_scores.items() if t in own and row["score"] < keep * own[t]["score"]]
+
+
+def reinject_params(targets: list[str], alpha: float, trained_weight: float = 1.0) -> dict:
+    """``memmcl`` merge parameters over the base: the trained model at ``trained_weight``, each target
+    expert at alpha, any other member of the merger at 0."""
+    return {"weight": 0.0, "experts": {"trained": {"weight": trained_weight}, **{t: {"weight": alpha} for t in targets}}}
+
+
+def pick(tried: list[dict]) -> dict:
+    """The best weak-set fitness; ties go to the smaller alpha (keep the trained model as it is)."""
+    return max(tried, key=lambda r: (r["fitness"], -r["alpha"]))
+
+
+def reinject(cfg, trained: Path, out: Path, settings: dict, progress=print) -> dict:
+    from memmcl_merge.evaluation import Evaluator
+    from memmcl_merge.evolve import (
+        FitnessSpec,
+        build_weak_sets,
+        format_weak_scores,
+        link_base,
+        live_dtype,
+        load_weights,
+        member_path,
+        quiet_progress_bars,
+    )
+    from memmcl_merge.experts import save_plain_model
+    from memmcl_merge.io import fresh_tmp_dir, replace_dir, write_json
+    from memmcl_merge.merge_methods.inprocess import MemmclMerger
+    from memmcl_merge.models import load_model_and_tokenizer
+    from memmcl_merge.recipes import write_recipe
+    from memmcl_merge.tasks import get_task
+
+    t0 = time.perf_counter()
+    base = link_base(cfg)
+    weak_root = build_weak_sets(cfg, list(cfg.tasks), progress)
+    model, tok = load_model_and_tokenizer(str(trained), dtype=live_dtype(cfg.evolve.dtype))
+    evaluator = Evaluator([get_task(t) for t in cfg.tasks], data=str(weak_root), split="weak",
+                          batch_size=cfg.evolve.batch_size)
+    lm = evaluator.wrap(model, tok)
+    fitness = FitnessSpec.from_config(cfg.evolve.fitness)
+
+    def scored(alpha: float) -> dict:
+        with quiet_progress_bars():
+            scores = evaluator.evaluate(lm)
+        progress(f"reinject: alpha {alpha:g} -> weak-set fitness {fitness(scores):.4f}")
+        return {"alpha": alpha, "fitness": fitness(scores), "scores": scores}
+
+    experts = [t for t in cfg.tasks if (member_path(cfg, t) / "config.json").is_file()]
+    merger = MemmclMerger.from_paths(base, {"trained": trained, **{t: member_path(cfg, t) for t in experts}})
+    tried = [scored(0.0)]
+    # each expert on its own task's weak rows: the same rows the trained model was just scored on
+    own = {}
+    for t in experts:
+        load_weights(model, merger.merge(reinject_params([t], 1.0, trained_weight=0.0)))
+        with quiet_progress_bars():
+            own[t] = Evaluator([get_task(t)], data=str(weak_root), split="weak",
+                               batch_size=cfg.evolve.batch_size).evaluate(lm)[t]
+    targets = settings["tasks"] or short_tasks(tried[0]["scores"], own, settings["keep"])
+    progress("reinject: own experts on the weak sets " + ", ".join(f"{t} {own[t]['score']:.3f}" for t in experts)
+             + f"; short tasks {targets}")
+    for alpha in (a for a in settings["grid"] if a > 0 and targets):
+        load_weights(model, merger.merge(reinject_params(targets, alpha)))
+        tried.append(scored(alpha))
+    best = pick(tried)
+    load_weights(model, merger.merge(reinject_params(targets, best["alpha"])))
+    tmp = fresh_tmp_dir(out)
+    save_plain_model(model, tok, tmp, save_dtype="bfloat16")
+    members = {"trained": trained, **{t: member_path(cfg, t) for t in targets}}
+    recipe = write_recipe(cfg.output_dir / "recipes" / f"{out.name}.yml", base, members,
+                          reinject_params(targets, best["alpha"]),
+                          dtype="float32", out_dtype="bfloat16",
+                          comment=(f"MEM-MCL reinjection: trained model + {best['alpha']:g} x the task vectors of "
+                                   f"{targets}, the best of alphas {settings['grid']} on the weak sets "
+                                   f"(fitness {best['fitness']:.4f})"))
+    record = {"trained_model": str(trained), "targets": targets, "own_experts_weak": own, "alpha": best["alpha"], "fitness": best["fitness"],
+              "tried": tried, "recipe": str(recipe), "settings": settings, "seconds": time.perf_counter() - t0}
+    write_json(tmp / "memmcl_reinject.json", record)
+    replace_dir(tmp, out)
+    progress(f"reinject: alpha {best['alpha']:g} on {targets} -> {out}; winner on the weak sets:\n"
+             + format_weak_scores(best["scores"]))
+    return record
+
+
+def main(argv=None) -> None:
+    args = rb.variant_args(__doc__, argv, run_option=True, need_overrides=False, extra=lambda ap: ap.add_argument(
+        "--trained", type=Path, required=True, help="the model to add the experts' task vectors to"))
+    from memmcl_merge.io import read_json
+
+    settings = dict(SETTINGS)
+    for item in args.overrides:
+        key, _, raw = item.partition("=")
+        if key not in settings:
+            raise SystemExit(f"unknown override {key!r}: expected one of {sorted(settings)}")
+        settings[key] = yaml.safe_load(raw)
+    res = rb.Results(args.results)
+    if res.has(args.name):
+        print(f"{args.name}: measured already, skipped")
+        return
+    cfg = rb.run_config(args)
+    weak_settings = cfg.output_dir / "weak" / "settings.json"
+    if not weak_settings.is_file():
+        raise SystemExit(f"{cfg.output_dir}: no weak sets (weak/settings.json); run its evolution first")
+    # the run's own weak sets: the fitness its searches saw
+    weak = cfg.evolve.weak.model_validate(read_json(weak_settings))
+    cfg = cfg.model_copy(update={"evolve": cfg.evolve.model_copy(update={"weak": weak})})
+    trained = args.trained.resolve()
+    if not (trained / "config.json").is_file():
+        raise SystemExit(f"--trained {trained}: no model there (config.json missing)")
+    out = cfg.output_dir / "variants" / rb.variant_slug(args.name)
+    record = reinject(cfg, trained, out, settings)
+    scored = rb.score_model(str(out), str(args.data.resolve()), "test_500", args.limit, tasks="all")
+    res.put(args.name, {"model": str(out), "build_seconds": record["seconds"], "overrides": args.overrides,
+                        "alpha": record["alpha"], "targets": record["targets"], "trained_model": str(trained),
+                        "weak_fitness": {str(r["alpha"]): r["fitness"] for r in record["tried"]}, **scored})
+    print(args.name, f"alpha {record['alpha']} on {record['targets']}", scored["means"])
+
+
+if __name__ == "__main__":
+    main()
