@@ -1,22 +1,25 @@
-"""A reinjection run for benchmarks/RESULTS.md: a curriculum model plus alpha x the task vectors of the
-experts it falls short of, alpha picked on the run's weak sets, scored like every other system.
+"""A reinjection run for benchmarks/RESULTS.md: a curriculum model plus each short expert's task vector
+at its own weight, the weights picked on the run's weak sets, scored like every other system.
 
     python benchmarks/reinject_variant.py NAME --run DIR --trained DIR2 [grid=[0,0.25,0.5,0.75,1]]
         [keep=0.95] [tasks=[sst5, tweet_emotion]] [--limit 200]
 
-    reinjected = trained + alpha * sum_t (expert_t - base)      t in the short tasks, alpha from ``grid``
+    reinjected = trained + sum_t alpha_t * (expert_t - base)      t in the short tasks, alpha_t from ``grid``
 
 Why: the bar holds MEM-MCL to 95% of each own expert, and the tasks it misses (sst5, tweet_emotion) are
 ones where the stage-2 merge already lost to the expert and the curriculum did not win it back
 (sessions 39-42). Task arithmetic adds an expert's skill back without retraining; the weak sets decide
-how much, with ``alpha = 0`` (the trained model as it is) in the grid.
+how much of each, one target at a time (each target's alpha over the grid, the others held at their
+picks so far; ``alpha = 0``, the trained model as it is, is in the default grid). A grid without 0
+(e.g. ``grid=[0.5]``) fixes every alpha: an ablation.
 
 The short tasks, unless ``tasks=`` names them: those whose weak-set score (at alpha 0) is under ``keep``
-times their own expert's on the same weak rows (the bar's 95% rule, on the weak sets). ``--run DIR``: an evolution run (its experts, base, weak sets and fitness);
-``--trained DIR2``: the model to add to (a curriculum_variant.py or soup_variant.py model). The model goes
-to <run>/variants/<slug>, its recipe (one ``memmcl`` merge: base, the trained model at weight 1, the
-short experts at alpha) to <run>/recipes/<slug>.yml; the scores go into benchmarks/results/systems.json
-(or ``--results NAME2``) under NAME (skipped when NAME is there).
+times their own expert's on the same weak rows (the bar's 95% rule, on the weak sets). ``--run DIR``: an
+evolution run (its experts, base, weak sets and fitness); ``--trained DIR2``: the model to add to (a
+curriculum_variant.py or soup_variant.py model). The model goes to <run>/variants/<slug>, its recipe
+(one ``memmcl`` merge: base, the trained model at weight 1, each target expert at its alpha) to
+<run>/recipes/<slug>.yml; the scores go into benchmarks/results/systems.json (or ``--results NAME2``)
+under NAME (skipped when NAME is there).
 """
 
 from __future__ import annotations
@@ -39,15 +42,30 @@ def short_tasks(weak_scores: dict, own: dict, keep: float) -> list[str]:
     return [t for t, row in weak_scores.items() if t in own and row["score"] < keep * own[t]["score"]]
 
 
-def reinject_params(targets: list[str], alpha: float, trained_weight: float = 1.0) -> dict:
-    """``memmcl`` merge parameters over the base: the trained model at ``trained_weight``, each target
-    expert at alpha, any other member of the merger at 0."""
-    return {"weight": 0.0, "experts": {"trained": {"weight": trained_weight}, **{t: {"weight": alpha} for t in targets}}}
+def reinject_params(alphas: dict[str, float], trained_weight: float = 1.0) -> dict:
+    """``memmcl`` merge parameters over the base: the trained model at ``trained_weight``, each expert
+    of ``alphas`` at its alpha, any other member of the merger at 0."""
+    return {"weight": 0.0, "experts": {"trained": {"weight": trained_weight},
+                                       **{t: {"weight": a} for t, a in alphas.items()}}}
 
 
 def pick(tried: list[dict]) -> dict:
-    """The best weak-set fitness; ties go to the smaller alpha (keep the trained model as it is)."""
-    return max(tried, key=lambda r: (r["fitness"], -r["alpha"]))
+    """The best weak-set fitness; ties go to the smaller total alpha (keep the trained model as it is)."""
+    return max(tried, key=lambda r: (r["fitness"], -sum(r["alphas"].values())))
+
+
+def greedy_alphas(targets: list[str], grid: list[float], start: dict, scored) -> tuple[dict, list[dict]]:
+    """One target at a time, its alpha over ``grid`` with the others at their picks so far.
+    ``start`` is the scored record of every alpha 0; ``scored(alphas)`` scores one setting. A grid
+    without 0 leaves ``start`` out of every pick. Returns the pick and the settings scored."""
+    current, tried = start, []
+    for t in targets:
+        options = [current] if 0.0 in grid else []
+        for a in (a for a in grid if a > 0):
+            tried.append(scored({**current["alphas"], t: a}))
+            options.append(tried[-1])
+        current = pick(options)
+    return current, tried
 
 
 def reinject(cfg, trained: Path, out: Path, settings: dict, progress=print) -> dict:
@@ -78,44 +96,44 @@ def reinject(cfg, trained: Path, out: Path, settings: dict, progress=print) -> d
     lm = evaluator.wrap(model, tok)
     fitness = FitnessSpec.from_config(cfg.evolve.fitness)
 
-    def scored(alpha: float) -> dict:
+    def scored(alphas: dict) -> dict:
+        load_weights(model, merger.merge(reinject_params(alphas)))
         with quiet_progress_bars():
             scores = evaluator.evaluate(lm)
-        progress(f"reinject: alpha {alpha:g} -> weak-set fitness {fitness(scores):.4f}")
-        return {"alpha": alpha, "fitness": fitness(scores), "scores": scores}
+        progress(f"reinject: {alphas or 'trained model'} -> weak-set fitness {fitness(scores):.4f}")
+        return {"alphas": alphas, "fitness": fitness(scores), "scores": scores}
 
     experts = [t for t in cfg.tasks if (member_path(cfg, t) / "config.json").is_file()]
     merger = MemmclMerger.from_paths(base, {"trained": trained, **{t: member_path(cfg, t) for t in experts}})
-    tried = [scored(0.0)]
+    start = scored({})
     # each expert on its own task's weak rows: the same rows the trained model was just scored on
     own = {}
     for t in experts:
-        load_weights(model, merger.merge(reinject_params([t], 1.0, trained_weight=0.0)))
+        load_weights(model, merger.merge(reinject_params({t: 1.0}, trained_weight=0.0)))
         with quiet_progress_bars():
             own[t] = Evaluator([get_task(t)], data=str(weak_root), split="weak",
                                batch_size=cfg.evolve.batch_size).evaluate(lm)[t]
-    targets = settings["tasks"] or short_tasks(tried[0]["scores"], own, settings["keep"])
-    progress("reinject: own experts on the weak sets " + ", ".join(f"{t} {own[t]['score']:.3f}" for t in experts)
-             + f"; short tasks {targets}")
-    for alpha in (a for a in settings["grid"] if a > 0 and targets):
-        load_weights(model, merger.merge(reinject_params(targets, alpha)))
-        tried.append(scored(alpha))
-    best = pick(tried)
-    load_weights(model, merger.merge(reinject_params(targets, best["alpha"])))
+    progress("reinject: own experts on the weak sets " + ", ".join(f"{t} {own[t]['score']:.3f}" for t in experts))
+    targets = settings["tasks"] or short_tasks(start["scores"], own, settings["keep"])
+    progress(f"reinject: targets {targets}")
+    start = {**start, "alphas": {t: 0.0 for t in targets}}
+    best, tried = greedy_alphas(targets, settings["grid"], start, scored)
+    tried = [start, *tried]
+    load_weights(model, merger.merge(reinject_params(best["alphas"])))
     tmp = fresh_tmp_dir(out)
     save_plain_model(model, tok, tmp, save_dtype="bfloat16")
     members = {"trained": trained, **{t: member_path(cfg, t) for t in targets}}
     recipe = write_recipe(cfg.output_dir / "recipes" / f"{out.name}.yml", base, members,
-                          reinject_params(targets, best["alpha"]),
-                          dtype="float32", out_dtype="bfloat16",
-                          comment=(f"MEM-MCL reinjection: trained model + {best['alpha']:g} x the task vectors of "
-                                   f"{targets}, the best of alphas {settings['grid']} on the weak sets "
+                          reinject_params(best["alphas"]), dtype="float32", out_dtype="bfloat16",
+                          comment=(f"MEM-MCL reinjection: trained model + alpha x each expert's task vector, "
+                                   f"alphas {best['alphas']} picked from {settings['grid']} on the weak sets "
                                    f"(fitness {best['fitness']:.4f})"))
-    record = {"trained_model": str(trained), "targets": targets, "own_experts_weak": own, "alpha": best["alpha"], "fitness": best["fitness"],
-              "tried": tried, "recipe": str(recipe), "settings": settings, "seconds": time.perf_counter() - t0}
+    record = {"trained_model": str(trained), "targets": targets, "own_experts_weak": own, "alphas": best["alphas"],
+              "fitness": best["fitness"], "tried": tried, "recipe": str(recipe), "settings": settings,
+              "seconds": time.perf_counter() - t0}
     write_json(tmp / "memmcl_reinject.json", record)
     replace_dir(tmp, out)
-    progress(f"reinject: alpha {best['alpha']:g} on {targets} -> {out}; winner on the weak sets:\n"
+    progress(f"reinject: alphas {best['alphas']} -> {out}; winner on the weak sets:\n"
              + format_weak_scores(best["scores"]))
     return record
 
@@ -149,9 +167,9 @@ def main(argv=None) -> None:
     record = reinject(cfg, trained, out, settings)
     scored = rb.score_model(str(out), str(args.data.resolve()), "test_500", args.limit, tasks="all")
     res.put(args.name, {"model": str(out), "build_seconds": record["seconds"], "overrides": args.overrides,
-                        "alpha": record["alpha"], "targets": record["targets"], "trained_model": str(trained),
-                        "weak_fitness": {str(r["alpha"]): r["fitness"] for r in record["tried"]}, **scored})
-    print(args.name, f"alpha {record['alpha']} on {record['targets']}", scored["means"])
+                        "alphas": record["alphas"], "trained_model": str(trained),
+                        "weak_fitness": [[r["alphas"], r["fitness"]] for r in record["tried"]], **scored})
+    print(args.name, f"alphas {record['alphas']}", scored["means"])
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -25,18 +24,48 @@ def test_the_merge_is_the_trained_model_plus_alpha_times_each_target_task_vector
     g = torch.Generator().manual_seed(0)
     base, trained, sst5, emo = ({"w": torch.randn(4, 3, generator=g)} for _ in range(4))
     merger = MemmclMerger(base, {"trained": trained, "sst5": sst5, "tweet_emotion": emo})
-    got = merger.merge(rv.reinject_params(["sst5", "tweet_emotion"], 0.3))["w"]
-    want = trained["w"] + 0.3 * (sst5["w"] - base["w"]) + 0.3 * (emo["w"] - base["w"])
+    got = merger.merge(rv.reinject_params({"sst5": 0.3, "tweet_emotion": 0.5}))["w"]
+    want = trained["w"] + 0.3 * (sst5["w"] - base["w"]) + 0.5 * (emo["w"] - base["w"])
     assert torch.allclose(got, want, atol=1e-6)
-    # alpha 0 gives the trained model back
-    assert torch.allclose(merger.merge(rv.reinject_params(["sst5", "tweet_emotion"], 0.0))["w"], trained["w"], atol=1e-6)
+    # alpha 0, or an expert left out, gives the trained model back; trained weight 0 gives the expert
+    assert torch.allclose(merger.merge(rv.reinject_params({"sst5": 0.0}))["w"], trained["w"], atol=1e-6)
+    assert torch.allclose(merger.merge(rv.reinject_params({}))["w"], trained["w"], atol=1e-6)
+    assert torch.allclose(merger.merge(rv.reinject_params({"sst5": 1.0}, trained_weight=0.0))["w"], sst5["w"],
+                          atol=1e-6)
 
 
 def test_pick_takes_the_best_fitness_and_breaks_ties_toward_the_trained_model():
-    tried = [{"alpha": 0.0, "fitness": 0.50}, {"alpha": 0.1, "fitness": 0.52}, {"alpha": 0.3, "fitness": 0.52},
-             {"alpha": 0.5, "fitness": 0.49}]
-    assert rv.pick(tried)["alpha"] == pytest.approx(0.1)
-    assert rv.pick([{"alpha": 0.2, "fitness": 0.5}, {"alpha": 0.0, "fitness": 0.5}])["alpha"] == 0.0
+    tried = [{"alphas": {"a": a}, "fitness": f} for a, f in [(0.0, 0.50), (0.1, 0.52), (0.3, 0.52), (0.5, 0.49)]]
+    assert rv.pick(tried)["alphas"] == {"a": 0.1}
+    assert rv.pick([{"alphas": {"a": 0.2}, "fitness": 0.5}, {"alphas": {"a": 0.0}, "fitness": 0.5}])["alphas"] == {"a": 0.0}
+
+
+def _fake_scored(want: dict):
+    """A fitness that peaks at ``want`` (a quadratic bowl), counting its calls."""
+    calls = []
+
+    def scored(alphas):
+        calls.append(dict(alphas))
+        return {"alphas": dict(alphas), "fitness": -sum((a - want.get(t, 0.0)) ** 2 for t, a in alphas.items())}
+    return scored, calls
+
+
+def test_greedy_alphas_picks_each_targets_weight_in_turn_and_can_drop_one():
+    scored, calls = _fake_scored({"sst5": 0.5, "tweet_irony": 0.0})  # the irony vector only hurts
+    start = scored({"sst5": 0.0, "tweet_irony": 0.0})
+    best, tried = rv.greedy_alphas(["sst5", "tweet_irony"], [0.0, 0.25, 0.5, 1.0], start, scored)
+    assert best["alphas"] == {"sst5": 0.5, "tweet_irony": 0.0}
+    assert len(tried) == 6 and len(calls) == 7  # 3 non-zero alphas per target, plus the start
+    assert all(c["sst5"] == 0.5 for c in calls[4:])  # irony tried with sst5 at its pick
+
+
+def test_greedy_alphas_without_zero_in_the_grid_fixes_every_alpha():
+    scored, _ = _fake_scored({})  # every reinjection hurts, the start is best
+    start = scored({"sst5": 0.0, "tweet_emotion": 0.0})
+    best, tried = rv.greedy_alphas(["sst5", "tweet_emotion"], [0.5], start, scored)
+    assert best["alphas"] == {"sst5": 0.5, "tweet_emotion": 0.5} and len(tried) == 2
+    # with 0 in the grid the start wins
+    assert rv.greedy_alphas(["sst5"], [0.0, 0.5], scored({"sst5": 0.0}), scored)[0]["alphas"] == {"sst5": 0.0}
 
 
 def test_reinject_finds_the_short_task_adds_its_expert_back_and_its_recipe_reproduces_it(disagreeing_experts,
@@ -61,9 +90,15 @@ def test_reinject_finds_the_short_task_adds_its_expert_back_and_its_recipe_repro
     out = run / "variants" / "reinjected"
     rec = rv.reinject(cfg, trained, out, {**rv.SETTINGS, "grid": [0.0, 1.0, 2.0]}, progress=lambda *_: None)
     assert rec["targets"] == ["tweet_offensive"]
+    assert [r["alphas"] for r in rec["tried"]] == [{"tweet_offensive": a} for a in (0.0, 1.0, 2.0)]
     fit = [r["fitness"] for r in rec["tried"]]
     assert fit[2] > max(fit[:2]) + 0.05, fit  # alpha 2 is the expert itself
-    assert rec["alpha"] == 2.0 and rec["fitness"] == max(fit)
+    assert rec["alphas"] == {"tweet_offensive": 2.0} and rec["fitness"] == max(fit)
+    # a grid without 0 fixes alpha (an ablation); alpha 0 is still scored, not kept
+    fixed = rv.reinject(cfg, trained, run / "variants" / "fixed", {**rv.SETTINGS, "grid": [0.5]},
+                        progress=lambda *_: None)
+    assert [r["alphas"] for r in fixed["tried"]] == [{"tweet_offensive": a} for a in (0.0, 0.5)]
+    assert fixed["alphas"] == {"tweet_offensive": 0.5}
     # the expert scored on the same weak rows beats the trained model there: what made it a target
     assert rec["own_experts_weak"]["tweet_offensive"]["score"] > rec["tried"][0]["scores"]["tweet_offensive"]["score"]
 
