@@ -27,26 +27,19 @@ def main(argv=None) -> None:
         "--trained", type=Path, default=None, help="the curriculum model to blend (default: <run>/final)"))
 
     from memmcl_merge.blend import run_blend
-    from memmcl_merge.io import read_json
 
     res = rb.Results(args.results)
     if res.has(args.name):
         print(f"{args.name}: measured already, skipped")
         return
-    cfg = rb.run_config(args)
-    settings = cfg.output_dir / "weak" / "settings.json"
-    if not settings.is_file():
-        raise SystemExit(f"{cfg.output_dir}: no weak sets (weak/settings.json); run its evolution first")
-    # the run's own weak sets: the fitness its searches saw
-    weak = cfg.evolve.weak.model_validate(read_json(settings))
+    cfg = rb.with_run_weak_sets(rb.run_config(args))
     blend = {"enabled": True}
     for item in args.overrides:
         key, _, raw = item.partition("=")
         if key not in type(cfg.blend).model_fields:
             raise SystemExit(f"unknown override {key!r}: not a field of blend")
         blend[key] = yaml.safe_load(raw)
-    cfg = cfg.model_copy(update={"evolve": cfg.evolve.model_copy(update={"weak": weak}),
-                                 "blend": cfg.blend.model_validate({**cfg.blend.model_dump(), **blend})})
+    cfg = cfg.model_copy(update={"blend": cfg.blend.model_validate({**cfg.blend.model_dump(), **blend})})
     out = cfg.output_dir / "variants" / rb.variant_slug(args.name)
     trained = args.trained.resolve() if args.trained is not None else cfg.output_dir / "final"
     record = run_blend(cfg, trained=trained, out=out)

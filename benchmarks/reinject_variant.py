@@ -141,8 +141,6 @@ def reinject(cfg, trained: Path, out: Path, settings: dict, progress=print) -> d
 def main(argv=None) -> None:
     args = rb.variant_args(__doc__, argv, run_option=True, need_overrides=False, extra=lambda ap: ap.add_argument(
         "--trained", type=Path, required=True, help="the model to add the experts' task vectors to"))
-    from memmcl_merge.io import read_json
-
     settings = dict(SETTINGS)
     for item in args.overrides:
         key, _, raw = item.partition("=")
@@ -153,13 +151,7 @@ def main(argv=None) -> None:
     if res.has(args.name):
         print(f"{args.name}: measured already, skipped")
         return
-    cfg = rb.run_config(args)
-    weak_settings = cfg.output_dir / "weak" / "settings.json"
-    if not weak_settings.is_file():
-        raise SystemExit(f"{cfg.output_dir}: no weak sets (weak/settings.json); run its evolution first")
-    # the run's own weak sets: the fitness its searches saw
-    weak = cfg.evolve.weak.model_validate(read_json(weak_settings))
-    cfg = cfg.model_copy(update={"evolve": cfg.evolve.model_copy(update={"weak": weak})})
+    cfg = rb.with_run_weak_sets(rb.run_config(args))
     trained = args.trained.resolve()
     if not (trained / "config.json").is_file():
         raise SystemExit(f"--trained {trained}: no model there (config.json missing)")

@@ -154,6 +154,18 @@ def run_config(args):
     return cfg.model_copy(update={"output_dir": args.run.resolve()})
 
 
+def with_run_weak_sets(cfg):
+    """``cfg`` with the weak-set settings its run was searched on (``<output_dir>/weak/settings.json``):
+    a step scored on the run's weak sets sees the fitness its searches saw."""
+    from memmcl_merge.io import read_json
+
+    settings = cfg.output_dir / "weak" / "settings.json"
+    if not settings.is_file():
+        raise SystemExit(f"{cfg.output_dir}: no weak sets (weak/settings.json); run its evolution first")
+    weak = cfg.evolve.weak.model_validate(read_json(settings))
+    return cfg.model_copy(update={"evolve": cfg.evolve.model_copy(update={"weak": weak})})
+
+
 def step_experts(args) -> None:
     """Train one expert per task on its train split, then the experts x tasks matrix (issue 4)."""
     from memmcl_merge.experts import train_experts

@@ -1,12 +1,15 @@
-"""benchmarks/reinject_variant.py: which tasks are short, the merge it builds, the alpha it picks (no model run)."""
+"""benchmarks/reinject_variant.py: which tasks are short, the merge it builds, the weights it picks (one test
+on tiny models), and the run's weak sets a variant is scored on."""
 
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import reinject_variant as rv
+import run_benchmark as rb
 
 from memmcl_merge.merge_methods.inprocess import MemmclMerger
 
@@ -119,3 +122,15 @@ def test_reinject_finds_the_short_task_adds_its_expert_back_and_its_recipe_repro
     for f in (tmp_path / "mk").glob("*.safetensors"):
         theirs.update(load_file(str(f)))
     assert set(theirs) == set(ours) and all(torch.equal(theirs[k], ours[k]) for k in ours)
+
+
+def test_a_variant_is_scored_on_the_weak_sets_its_run_was_searched_on(tmp_path):
+    from memmcl_merge.config import RunConfig
+    from memmcl_merge.io import write_json
+
+    cfg = RunConfig(output_dir=tmp_path, tasks=["sst2"], evolve={"weak": {"size": 32, "seed": 0}})
+    with pytest.raises(SystemExit, match="no weak sets"):
+        rb.with_run_weak_sets(cfg)
+    write_json(tmp_path / "weak" / "settings.json", {**cfg.evolve.weak.model_dump(mode="json"), "size": 16, "seed": 3})
+    got = rb.with_run_weak_sets(cfg).evolve.weak
+    assert (got.size, got.seed) == (16, 3) and cfg.evolve.weak.size == 32  # cfg itself untouched
