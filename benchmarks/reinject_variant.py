@@ -11,7 +11,9 @@ ones where the stage-2 merge already lost to the expert and the curriculum did n
 (sessions 39-42). Task arithmetic adds an expert's skill back without retraining; the weak sets decide
 how much of each, one target at a time (each target's alpha over the grid, the others held at their
 picks so far; ``alpha = 0``, the trained model as it is, is in the default grid). A grid without 0
-(e.g. ``grid=[0.5]``) fixes every alpha: an ablation.
+(e.g. ``grid=[0.5]``) fixes every alpha: an ablation. Measured (RESULTS.md session 43): level with the
+trained model from one curriculum seed, 0.009 behind it from the three-seed soup; the vectors moved label
+shares, not skill (the label-prior correction took every move away), so it stays a benchmark script.
 
 The short tasks, unless ``tasks=`` names them: those whose weak-set score (at alpha 0) is under ``keep``
 times their own expert's on the same weak rows (the bar's 95% rule, on the weak sets). ``--run DIR``: an

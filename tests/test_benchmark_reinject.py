@@ -76,7 +76,8 @@ def test_reinject_finds_the_short_task_adds_its_expert_back_and_its_recipe_repro
     """The anti-expert (base - task vector) stands in for a trained model that lost tweet_offensive:
     on the weak rows it is short of the expert, so the expert is the target; trained + alpha x (expert -
     base) is base + (alpha - 1) x task vector, so alpha 2 (the expert itself) wins the weak fitness
-    well above the anti-expert and the base, the saved weights are that sum, and mergekit-yaml on the written recipe gives the same."""
+    well above the anti-expert and the base, the saved weights are that sum, and mergekit-yaml on the
+    written recipe gives the same."""
     import os
     import subprocess
 
