@@ -73,37 +73,27 @@ def greedy_alphas(targets: list[str], grid: list[float], start: dict, scored) ->
 def reinject(cfg, trained: Path, out: Path, settings: dict, progress=print) -> dict:
     from memmcl_merge.evaluation import Evaluator
     from memmcl_merge.evolve import (
-        FitnessSpec,
-        build_weak_sets,
+        WeakSetScorer,
         format_weak_scores,
         link_base,
-        live_dtype,
-        load_weights,
         member_path,
         quiet_progress_bars,
     )
     from memmcl_merge.experts import save_plain_model
     from memmcl_merge.io import fresh_tmp_dir, replace_dir, write_json
     from memmcl_merge.merge_methods.inprocess import MemmclMerger
-    from memmcl_merge.models import load_model_and_tokenizer
     from memmcl_merge.recipes import write_recipe
     from memmcl_merge.tasks import get_task
 
     t0 = time.perf_counter()
     base = link_base(cfg)
-    weak_root = build_weak_sets(cfg, list(cfg.tasks), progress)
-    model, tok = load_model_and_tokenizer(str(trained), dtype=live_dtype(cfg.evolve.dtype))
-    evaluator = Evaluator([get_task(t) for t in cfg.tasks], data=str(weak_root), split="weak",
-                          batch_size=cfg.evolve.batch_size)
-    lm = evaluator.wrap(model, tok)
-    fitness = FitnessSpec.from_config(cfg.evolve.fitness)
+    weak = WeakSetScorer(cfg, trained, progress)
 
     def scored(alphas: dict) -> dict:
-        load_weights(model, merger.merge(reinject_params(alphas)))
-        with quiet_progress_bars():
-            scores = evaluator.evaluate(lm)
-        progress(f"reinject: {alphas or 'trained model'} -> weak-set fitness {fitness(scores):.4f}")
-        return {"alphas": alphas, "fitness": fitness(scores), "scores": scores}
+        weak.load(merger.merge(reinject_params(alphas)))
+        scores, fitness = weak.score()
+        progress(f"reinject: {alphas or 'trained model'} -> weak-set fitness {fitness:.4f}")
+        return {"alphas": alphas, "fitness": fitness, "scores": scores}
 
     experts = [t for t in cfg.tasks if (member_path(cfg, t) / "config.json").is_file()]
     merger = MemmclMerger.from_paths(base, {"trained": trained, **{t: member_path(cfg, t) for t in experts}})
@@ -111,19 +101,19 @@ def reinject(cfg, trained: Path, out: Path, settings: dict, progress=print) -> d
     # each expert on its own task's weak rows: the same rows the trained model was just scored on
     own = {}
     for t in experts:
-        load_weights(model, merger.merge(reinject_params({t: 1.0}, trained_weight=0.0)))
+        weak.load(merger.merge(reinject_params({t: 1.0}, trained_weight=0.0)))
         with quiet_progress_bars():
-            own[t] = Evaluator([get_task(t)], data=str(weak_root), split="weak",
-                               batch_size=cfg.evolve.batch_size).evaluate(lm)[t]
+            own[t] = Evaluator([get_task(t)], data=str(weak.weak_root), split="weak",
+                               batch_size=cfg.evolve.batch_size).evaluate(weak.lm)[t]
     progress("reinject: own experts on the weak sets " + ", ".join(f"{t} {own[t]['score']:.3f}" for t in experts))
     targets = settings["tasks"] or short_tasks(start["scores"], own, settings["keep"])
     progress(f"reinject: targets {targets}")
     start = {**start, "alphas": {t: 0.0 for t in targets}}
     best, tried = greedy_alphas(targets, settings["grid"], start, scored)
     tried = [start, *tried]
-    load_weights(model, merger.merge(reinject_params(best["alphas"])))
+    weak.load(merger.merge(reinject_params(best["alphas"])))
     tmp = fresh_tmp_dir(out)
-    save_plain_model(model, tok, tmp, save_dtype="bfloat16")
+    save_plain_model(weak.model, weak.tok, tmp, save_dtype="bfloat16")
     members = {"trained": trained, **{t: member_path(cfg, t) for t in targets}}
     recipe = write_recipe(cfg.output_dir / "recipes" / f"{out.name}.yml", base, members,
                           reinject_params(best["alphas"]), dtype="float32", out_dtype="bfloat16",

@@ -34,21 +34,11 @@ def run_blend(cfg, progress=print, start: Path | None = None, trained: Path | No
     from .config import changed_settings
     from .curriculum import MARKER as CURRICULUM_MARKER
     from .curriculum import curriculum_model_dir, start_model_dir
-    from .evaluation import Evaluator
-    from .evolve import (
-        FitnessSpec,
-        build_weak_sets,
-        format_weak_scores,
-        live_dtype,
-        load_weights,
-        quiet_progress_bars,
-    )
+    from .evolve import WeakSetScorer, format_weak_scores
     from .experts import save_plain_model
     from .io import fresh_tmp_dir, read_json, replace_dir, write_json
     from .merge_methods.inprocess import MemmclMerger
-    from .models import load_model_and_tokenizer
     from .recipes import write_recipe
-    from .tasks import get_task
 
     start = Path(start) if start is not None else start_model_dir(cfg)
     trained = Path(trained) if trained is not None else curriculum_model_dir(cfg)
@@ -71,30 +61,24 @@ def run_blend(cfg, progress=print, start: Path | None = None, trained: Path | No
         raise FileNotFoundError(f"blend: no start model at {start}")
 
     t0 = time.perf_counter()
-    weak_root = build_weak_sets(cfg, list(cfg.tasks), progress)
+    weak = WeakSetScorer(cfg, start, progress)
     merger = MemmclMerger.from_paths(str(start), {"curriculum": trained})
-    model, tok = load_model_and_tokenizer(str(start), dtype=live_dtype(cfg.evolve.dtype))
-    evaluator = Evaluator([get_task(t) for t in cfg.tasks], data=str(weak_root), split="weak",
-                          batch_size=cfg.evolve.batch_size)
-    lm = evaluator.wrap(model, tok)
-    fitness = FitnessSpec.from_config(cfg.evolve.fitness)
 
     def apply(alpha: float) -> None:
-        load_weights(model, merger.merge({"experts": {"curriculum": {"weight": alpha}}}))
+        weak.load(merger.merge({"experts": {"curriculum": {"weight": alpha}}}))
 
     tried = []
     for alpha in cfg.blend.grid:
         apply(alpha)
-        with quiet_progress_bars():
-            scores = evaluator.evaluate(lm)
-        tried.append({"alpha": alpha, "fitness": fitness(scores), "scores": scores})
+        scores, fitness = weak.score()
+        tried.append({"alpha": alpha, "fitness": fitness, "scores": scores})
         if progress:
             progress(f"blend: alpha {alpha:g} -> weak-set fitness {tried[-1]['fitness']:.4f}")
     # ties go to the larger alpha: keep as much of the curriculum as the weak sets allow
     best = max(tried, key=lambda r: (r["fitness"], r["alpha"]))
     apply(best["alpha"])
     tmp = fresh_tmp_dir(final)
-    save_plain_model(model, tok, tmp, save_dtype="bfloat16")
+    save_plain_model(weak.model, weak.tok, tmp, save_dtype="bfloat16")
     recipe = write_recipe(cfg.output_dir / "recipes" / f"{final.name}.yml", start, {"curriculum": trained},
                           {"experts": {"curriculum": {"weight": best["alpha"]}}}, dtype="float32",
                           out_dtype="bfloat16",

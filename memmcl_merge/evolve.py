@@ -619,6 +619,33 @@ class quiet_progress_bars:
         return False
 
 
+class WeakSetScorer:
+    """A live model scored on every task's weak set under the run's fitness: what a step that picks a
+    merge weight on the weak sets needs (the ``blend`` step; benchmarks/reinject_variant.py). Merged
+    tensors go in with :meth:`load`; the lm-eval wrapper keeps the same model."""
+
+    def __init__(self, cfg, model_path, progress=print):
+        from .evaluation import Evaluator
+        from .models import load_model_and_tokenizer
+        from .tasks import get_task
+
+        self.weak_root = build_weak_sets(cfg, list(cfg.tasks), progress)
+        self.model, self.tok = load_model_and_tokenizer(str(model_path), dtype=live_dtype(cfg.evolve.dtype))
+        self.evaluator = Evaluator([get_task(t) for t in cfg.tasks], data=str(self.weak_root), split="weak",
+                                   batch_size=cfg.evolve.batch_size)
+        self.lm = self.evaluator.wrap(self.model, self.tok)
+        self.fitness = FitnessSpec.from_config(cfg.evolve.fitness)
+
+    def load(self, tensors: Mapping) -> None:
+        load_weights(self.model, tensors)
+
+    def score(self) -> tuple[dict, float]:
+        """Per-task weak-set scores of the live model, and their fitness."""
+        with quiet_progress_bars():
+            scores = self.evaluator.evaluate(self.lm)
+        return scores, self.fitness(scores)
+
+
 def link_base(cfg) -> str:
     """Resolve the base model and link it as ``<output_dir>/base``, the path the shipped recipes
     (``base_model: runs/default/base``) use; returns the resolved folder or hub id."""

@@ -102,3 +102,21 @@ def disagreeing_experts(tmp_path_factory, tiny_base_dir):
             b.copy_(2 * b - e)
     save_plain_model(base, tok, root / "experts" / "tweet_irony", "float32")
     return root
+
+
+def mergekit_yaml_tensors(recipe: Path, out: Path) -> dict:
+    """Run the real ``mergekit-yaml`` console script of this environment on ``recipe`` into ``out``
+    (offline) and return every tensor it wrote; fails the test with mergekit's stderr if it fails."""
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    exe = Path(sys.executable).with_name("mergekit-yaml")
+    proc = subprocess.run([str(exe), str(recipe), str(out), "--copy-tokenizer"], capture_output=True, text=True,
+                          timeout=300, check=False, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    tensors = {}
+    for f in out.glob("*.safetensors"):
+        tensors.update(load_file(str(f)))
+    return tensors

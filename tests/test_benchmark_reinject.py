@@ -10,6 +10,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import reinject_variant as rv
 import run_benchmark as rb
+from conftest import mergekit_yaml_tensors
 
 from memmcl_merge.merge_methods.inprocess import MemmclMerger
 
@@ -78,9 +79,6 @@ def test_reinject_finds_the_short_task_adds_its_expert_back_and_its_recipe_repro
     base) is base + (alpha - 1) x task vector, so alpha 2 (the expert itself) wins the weak fitness
     well above the anti-expert and the base, the saved weights are that sum, and mergekit-yaml on the
     written recipe gives the same."""
-    import os
-    import subprocess
-
     from safetensors.torch import load_file
 
     from memmcl_merge.config import RunConfig
@@ -114,14 +112,7 @@ def test_reinject_finds_the_short_task_adds_its_expert_back_and_its_recipe_repro
         want = t[name].float() + 2.0 * (e[name].float() - b[name].float())
         assert torch.allclose(tensor.float(), want, rtol=1e-2, atol=1e-3), name
 
-    recipe = Path(rec["recipe"])
-    exe = Path(sys.executable).with_name("mergekit-yaml")
-    proc = subprocess.run([str(exe), str(recipe), str(tmp_path / "mk"), "--copy-tokenizer"], capture_output=True,
-                          text=True, timeout=300, check=False, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    theirs = {}
-    for f in (tmp_path / "mk").glob("*.safetensors"):
-        theirs.update(load_file(str(f)))
+    theirs = mergekit_yaml_tensors(Path(rec["recipe"]), tmp_path / "mk")
     assert set(theirs) == set(ours) and all(torch.equal(theirs[k], ours[k]) for k in ours)
 
 

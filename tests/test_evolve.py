@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import mergekit_yaml_tensors
 
 from memmcl_merge.config import FitnessConfig
 from memmcl_merge.evolve import (
@@ -300,15 +301,8 @@ def test_stage_improves_weak_fitness_and_recipe_reproduces_weights(disagreeing_e
 
     recipe = Path(res["recipe"])
     assert recipe.is_file() and (recipe.parent / "stage1.yml").is_file()
-    out = disagreeing_experts / "mergekit-out"
-    exe = Path(sys.executable).with_name("mergekit-yaml")
-    proc = subprocess.run([str(exe), str(recipe), str(out), "--copy-tokenizer"], capture_output=True, text=True,
-                          timeout=300, check=False, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    theirs = mergekit_yaml_tensors(recipe, disagreeing_experts / "mergekit-out")
     ours = load_file(str(Path(res["model"]) / "model.safetensors"))
-    theirs = {}
-    for f in out.glob("*.safetensors"):
-        theirs.update(load_file(str(f)))
     assert set(ours) == set(theirs)
     worst = max(float((ours[k].float() - theirs[k].float()).abs().max()) for k in ours)
     assert worst <= 1e-6, f"mergekit-yaml differs from the driver's weights by {worst}"
@@ -524,13 +518,7 @@ def test_blend_picks_the_best_alpha_on_the_weak_sets_and_its_recipe_reproduces_i
 
     recipe = Path(rec["recipe"])
     assert recipe == tmp_path / "run" / "recipes" / "blend.yml" and f"weight: {a}" in recipe.read_text()
-    exe = Path(sys.executable).with_name("mergekit-yaml")
-    proc = subprocess.run([str(exe), str(recipe), str(tmp_path / "mk"), "--copy-tokenizer"], capture_output=True,
-                          text=True, timeout=300, check=False, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    theirs = {}
-    for f in (tmp_path / "mk").glob("*.safetensors"):
-        theirs.update(load_file(str(f)))
+    theirs = mergekit_yaml_tensors(recipe, tmp_path / "mk")
     assert set(theirs) == set(ours) and all(torch.equal(theirs[k], ours[k]) for k in ours)
 
     # done: reused; another grid: refused, the blend on disk kept
