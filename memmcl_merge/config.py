@@ -229,6 +229,23 @@ class DifficultyWeights(_Strict):
         "at weight 1 (benchmarks/RESULTS.md, sessions 37-38).")
 
 
+class DistillConfig(_Strict):
+    """The curriculum SFT with each task's own expert as teacher (memmcl_merge/distill.py)."""
+
+    weight: float = Field(
+        0.0, ge=0.0, le=1.0, description="Share of the loss on a distilled task's answer tokens that is "
+        "KL(own expert || model) over the whole vocabulary; the rest is the usual cross-entropy to the gold "
+        "answer. 0 (default) trains on the gold answers only.")
+    tasks: list[str] | None = Field(
+        None, description="The tasks whose rows learn from their own expert (sentiment_ prefix optional); "
+        "None: every task. Each named task needs its trained expert.")
+
+    @field_validator("tasks")
+    @classmethod
+    def _short_task_names(cls, v):
+        return None if v is None else [t.removeprefix("sentiment_") for t in v]
+
+
 class CurriculumConfig(_Strict):
     enabled: bool = True
     weights: DifficultyWeights = DifficultyWeights()
@@ -257,6 +274,7 @@ class CurriculumConfig(_Strict):
         "and 6 added nothing over 3; at merge_gap weight 3 the 3-seed soup led the multitask SFT's soup "
         "by +0.010-0.011 over the label tasks' test rows on two draws, though on the second it won 4 tasks "
         "of 12 and kept 9 (benchmarks/RESULTS.md, sessions 33-41). 3 for a model you ship.")
+    distill: DistillConfig = DistillConfig()
     train: TrainConfig = TrainConfig(learning_rate=1e-4, max_examples=64, num_demos=1)
 
     @field_validator("task_order")
@@ -356,6 +374,10 @@ class RunConfig(_Strict):
         if pinned is not None and sorted(pinned) != sorted(self.tasks):
             raise ValueError(f"curriculum.task_order must list every task of the run once: has {pinned}, "
                              f"tasks are {self.tasks}")
+        distilled = self.curriculum.distill.tasks
+        if distilled is not None and [t for t in distilled if t not in self.tasks]:
+            raise ValueError(f"curriculum.distill.tasks names task(s) "
+                             f"{[t for t in distilled if t not in self.tasks]} that are not in tasks")
         self.plan()  # raises on members that name no task or no earlier stage
         return self
 

@@ -242,6 +242,7 @@ def run_curriculum(cfg, progress=print, out: Path | None = None) -> dict:
     """Train the merged model easy -> hard into ``out`` (default ``<output_dir>/final``), complete or
     absent."""
     from .config import changed_settings
+    from .distill import TASK_KEY, distill_trainer_class, distilled_tasks, teacher_folders
     from .experts import checkpoint_beside, sft_train
     from .io import fresh_tmp_dir, read_json, replace_dir, write_json
 
@@ -273,11 +274,20 @@ def run_curriculum(cfg, progress=print, out: Path | None = None) -> dict:
     if progress:
         progress("learning-rate share per task (1 = rows spread evenly over the schedule): "
                  + ", ".join(f"{t} {v:.2f}" for t, v in shares.items()))
+    distill = {}
+    if distilled := distilled_tasks(cfg):
+        distill = {"trainer_cls": distill_trainer_class(),
+                   "trainer_kwargs": {"teachers": teacher_folders(cfg, distilled),
+                                      "weight": cfg.curriculum.distill.weight}}
+        rows = [dict(r, **{TASK_KEY: ix["task"]}) for r, ix in zip(rows, index)]
+        if progress:
+            progress(f"curriculum: distilling {', '.join(distilled)} from their own experts "
+                     f"(weight {cfg.curriculum.distill.weight})")
     tmp = fresh_tmp_dir(work / "model")  # work/.model.tmp-<pid>
     t0 = time.perf_counter()
     ckpt = checkpoint_beside(final)  # each output (benchmark variants of one run too) resumes its own
     res = sft_train(str(start), None, rows, cfg.curriculum.train, tmp, sequential=True, progress=bool(progress),
-                    checkpoint_dir=ckpt)
+                    checkpoint_dir=ckpt, **distill)
     record = {"start_model": str(start), "order": [d.task for d in plan],
               "plan": [d.__dict__ for d in plan], "rows": len(rows),
               "phases": [{"task": d.task, "rows": sum(1 for i in index if i["phase"] == p),

@@ -220,10 +220,13 @@ def _drop_too_long(rows: Sequence[Mapping[str, str]], tokenizer, max_length: int
 
 def make_trainer(model: str | PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None,
                  rows: Sequence[Mapping[str, str]], train_cfg: TrainConfig, scratch_dir: str | Path, *,
-                 sequential: bool = False, progress: bool = True, callbacks: Sequence[Any] = ()):
+                 sequential: bool = False, progress: bool = True, callbacks: Sequence[Any] = (),
+                 trainer_cls=None, trainer_kwargs: Mapping[str, Any] | None = None):
     """Build (not run) the ``SFTTrainer``; returns ``(trainer, num_dropped_too_long)``.
 
     ``model`` is a model reference (folder, hub id, short name) or a model object (trained in place).
+    ``trainer_cls`` (an ``SFTTrainer`` subclass, given ``trainer_kwargs``) replaces TRL's own, e.g.
+    :func:`memmcl_merge.distill.distill_trainer_class`.
     """
     import datasets
     from trl import SFTTrainer
@@ -252,8 +255,9 @@ def make_trainer(model: str | PreTrainedModel, tokenizer: PreTrainedTokenizerBas
                             precision=precision)
     peft_config = lora_config(train_cfg) if train_cfg.method == "lora" else None
     model.config.use_cache = False
-    trainer = SFTTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(kept),
-                         processing_class=tokenizer, peft_config=peft_config, callbacks=list(callbacks) or None)
+    trainer = (trainer_cls or SFTTrainer)(
+        model=model, args=args, train_dataset=datasets.Dataset.from_list(kept), processing_class=tokenizer,
+        peft_config=peft_config, callbacks=list(callbacks) or None, **(trainer_kwargs or {}))
     if not progress:  # with tqdm off, transformers prints every log dict instead; quiet means quiet
         from transformers.trainer_callback import PrinterCallback
 
@@ -412,7 +416,8 @@ def _model_signature(path: str) -> list:
 def sft_train(model: str | PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None,
               train_rows: Sequence[Mapping[str, str]], train_cfg: TrainConfig, out_dir: str | Path | None, *,
               sequential: bool = False, progress: bool = True, scratch_dir: str | Path | None = None,
-              checkpoint_dir: str | Path | None = None, callbacks: Sequence[Any] = ()) -> SFTResult:
+              checkpoint_dir: str | Path | None = None, callbacks: Sequence[Any] = (),
+              trainer_cls=None, trainer_kwargs: Mapping[str, Any] | None = None) -> SFTResult:
     """Supervised fine-tuning on prompt/completion rows with TRL, LoRA merged back (or full FT).
 
     * ``model``: a model reference (resolved with :func:`memmcl_merge.models.resolve_model`) or a model
@@ -429,6 +434,8 @@ def sft_train(model: str | PreTrainedModel, tokenizer: PreTrainedTokenizerBase |
       checkpoint is saved there (the newest one kept), and a call with the same model reference, rows
       and settings continues from the newest complete one (:func:`resume_point`). The caller removes
       the folder once the output is safely in place. Needs a model reference and one process.
+    * ``trainer_cls`` / ``trainer_kwargs``: see :func:`make_trainer` (the kwargs are part of what a
+      resumed training must match).
     """
     from .config import without_operational
 
@@ -448,6 +455,8 @@ def sft_train(model: str | PreTrainedModel, tokenizer: PreTrainedTokenizerBase |
         stamp = {"model": path, "model_files": _model_signature(path), "rows_sha256": data_hash,
                  "sequential": sequential, "precision": precision,
                  "train": without_operational(train_cfg.model_dump(mode="json"))}
+        if trainer_kwargs:
+            stamp["trainer_kwargs"] = json.loads(json.dumps(trainer_kwargs, default=str, sort_keys=True))
         resume_from = resume_point(Path(checkpoint_dir), stamp)
         scratch_dir = checkpoint_dir
         callbacks = [*callbacks, _timed_checkpoints(train_cfg.checkpoint_minutes)]
@@ -460,7 +469,8 @@ def sft_train(model: str | PreTrainedModel, tokenizer: PreTrainedTokenizerBase |
         scratch = Path(scratch_dir)
         stack.enter_context(_progress_bars(progress))
         trainer, dropped = make_trainer(model, tokenizer, train_rows, train_cfg, scratch,
-                                        sequential=sequential, progress=progress, callbacks=callbacks)
+                                        sequential=sequential, progress=progress, callbacks=callbacks,
+                                        trainer_cls=trainer_cls, trainer_kwargs=trainer_kwargs)
         tokenizer = trainer.processing_class
         out = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         trained = trainer.model
