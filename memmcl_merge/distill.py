@@ -12,6 +12,8 @@ keep the plain cross-entropy. The teachers are the run's experts (``experts/<tas
 
 TRL's ``SFTTrainer`` does the data preparation and the training loop; this subclass only adds the
 teacher term to its loss, on the positions of the answer tokens (logits elsewhere are not built).
+A batch with a distilled row skips TRL's own loss, so TRL's entropy and token-accuracy metrics are
+logged from the other batches only.
 """
 
 from __future__ import annotations
