@@ -18,8 +18,8 @@ logged from the other batches only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 TASK_KEY = "task"  # the row key naming the task a training row belongs to (kept through TRL's preparation)
 
