@@ -236,7 +236,8 @@ class DistillConfig(_Strict):
         0.0, ge=0.0, le=1.0, description="Share of the loss on a distilled task's answer tokens that is "
         "KL(own expert || model) over the whole vocabulary; the rest is the usual cross-entropy to the gold "
         "answer. 0 (default) trains on the gold answers only; on real data distilling the two tasks the "
-        "merge trailed its experts on left them where they were (benchmarks/RESULTS.md, session 44).")
+        "merge trailed its experts on scored level raw and a little behind under the label-prior correction "
+        "(benchmarks/RESULTS.md, session 44).")
     tasks: list[str] | None = Field(
         None, description="The tasks whose rows learn from their own expert (sentiment_ prefix optional); "
         "None: every task. Each named task needs its trained expert.")
