@@ -47,8 +47,6 @@ def main(argv=None) -> None:
     ap.add_argument("--data", type=Path, default=rb.DEFAULT_DATA)
     args = ap.parse_args(argv)
 
-    import torch
-
     from memmcl_merge.data import load_docs
     from memmcl_merge.experts import expert_folder, sft_rows, task_train_docs
     from memmcl_merge.io import write_json
@@ -71,7 +69,7 @@ def main(argv=None) -> None:
                 "unseen": sft_rows(spec, rest[:args.unseen], pool, train.num_demos, train.seed)}
         out["tasks"][task] = {}
         for name, folder in {"expert": str(expert_folder(cfg, task)), **models}.items():
-            model, tok = load_model_and_tokenizer(folder, dtype=torch.float32)
+            model, tok = load_model_and_tokenizer(folder)  # fp32
             model.eval()
             out["tasks"][task][name] = {k: fit(model, tok, rows) for k, rows in sets.items()}
             print(task, name, out["tasks"][task][name], flush=True)

@@ -376,10 +376,9 @@ class RunConfig(_Strict):
         if pinned is not None and sorted(pinned) != sorted(self.tasks):
             raise ValueError(f"curriculum.task_order must list every task of the run once: has {pinned}, "
                              f"tasks are {self.tasks}")
-        distilled = self.curriculum.distill.tasks
-        if distilled is not None and [t for t in distilled if t not in self.tasks]:
-            raise ValueError(f"curriculum.distill.tasks names task(s) "
-                             f"{[t for t in distilled if t not in self.tasks]} that are not in tasks")
+        unknown = [t for t in self.curriculum.distill.tasks or [] if t not in self.tasks]
+        if unknown:
+            raise ValueError(f"curriculum.distill.tasks names task(s) {unknown} that are not in tasks")
         self.plan()  # raises on members that name no task or no earlier stage
         return self
 

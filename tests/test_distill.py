@@ -48,7 +48,7 @@ def _trainer(model, teacher, rows, weight, tmp_path):
 def test_the_trainer_loss_lines_up_with_trls_on_the_answer_tokens(tiny_base_dir, disagreeing_experts, tmp_path):
     """With the student as its own teacher the loss is (1 - weight) x TRL's cross-entropy (same tokens,
     same positions); another teacher adds a positive KL; rows of other tasks get TRL's loss as is."""
-    rows = _rows("tweet_offensive", 8) + [dict(r, **{TASK_KEY: "sst5"}) for r in _rows("sst5", 8)]
+    rows = _rows("tweet_offensive", 8) + _rows("sst5", 8)
     trainer = _trainer(tiny_base_dir, tiny_base_dir, rows, 0.25, tmp_path / "a")
     batches = list(trainer.get_train_dataloader())
     assert [b["teacher_index"].tolist() for b in batches] == [[0] * 8, [-1] * 8]
