@@ -323,6 +323,9 @@ def step_systems(args) -> None:
         "multitask SFT, 3 epochs": lambda: multitask_sft(cfg, epochs=3),
         # ... and its own spread over training seeds
         **{f"multitask SFT, 3 epochs, training seed {s}": (lambda s=s: multitask_sft(cfg, seed=s, epochs=3)) for s in (1, 2)},
+        # the comparator of a curriculum with teacher_rows 128 at the same steps: the same 128 unseen
+        # train rows per task answered by the own experts, 1.5 epochs over the doubled rows
+        "multitask SFT, 128 teacher rows per task, 1.5 epochs": lambda: multitask_sft(cfg, epochs=1.5, teacher_rows=128),
         "MEM-MCL stage 2": lambda: _then(run_plan(cfg), final_model_dir(cfg)),
         "MEM-MCL stage 2 + curriculum": lambda: _then(run_curriculum(cfg), out / "final"),
     }
@@ -448,25 +451,30 @@ def single_stage(cfg) -> str:
     return str(member_path(single, "single/all"))
 
 
-def multitask_sft(cfg, sampling: str | None = None, seed: int | None = None, epochs: float | None = None) -> str:
+def multitask_sft(cfg, sampling: str | None = None, seed: int | None = None, epochs: float | None = None,
+                  teacher_rows: int = 0) -> str:
     """One LoRA SFT of the base on the union of the experts' training rows (same data, same passes);
     ``sampling`` draws the rows another way than the experts' (the same number per task); ``seed``
     trains on the same rows with another training seed (LoRA init, row order): the comparator's own
     run-to-run spread; ``epochs`` more passes over the same rows (the comparator of experts trained
-    longer: same data, more compute)."""
+    longer: same data, more compute); ``teacher_rows`` adds the rows a curriculum with
+    ``curriculum.teacher_rows`` trains on (the same unseen train rows, answered by the own experts):
+    the comparator of that curriculum, on the same data."""
     import random
 
     from memmcl_merge.experts import checkpoint_beside, sft_train, task_train_rows
+    from memmcl_merge.teacher_rows import teacher_train_rows
 
     train = cfg.experts.train if sampling is None else cfg.experts.train.model_copy(update={"sampling": sampling})
     if epochs is not None:
         train = train.model_copy(update={"epochs": epochs})
     name = ("multitask" + (f"_{sampling}" if sampling else "") + (f"_seed_{seed}" if seed is not None else "")
-            + (f"_epochs_{epochs:g}" if epochs is not None else ""))
+            + (f"_epochs_{epochs:g}" if epochs is not None else "") + (f"_teacher_{teacher_rows}" if teacher_rows else ""))
     target = cfg.output_dir / name
     if (target / "config.json").is_file():
         return str(target)
-    rows = [r for t in cfg.tasks for r in task_train_rows(t, cfg.data, train)]
+    rows = [r for t in cfg.tasks for r in task_train_rows(t, cfg.data, train)
+            + (teacher_train_rows(cfg, t, teacher_rows, train) if teacher_rows else [])]
     random.Random(cfg.seed if seed is None else seed).shuffle(rows)
     if seed is not None:
         train = train.model_copy(update={"seed": seed})
@@ -728,7 +736,8 @@ COMPARED = ("base zero-shot", "base 2-shot", "baseline task_arithmetic", "baseli
 OURS = "MEM-MCL stage 2 + curriculum"
 OPT_IN = ("multitask SFT, proportional training rows", "multitask SFT, training seed 1",
           "multitask SFT, training seed 2", "multitask SFT, 3 epochs",
-          "multitask SFT, 3 epochs, training seed 1", "multitask SFT, 3 epochs, training seed 2")  # controls built only when --only selects them
+          "multitask SFT, 3 epochs, training seed 1", "multitask SFT, 3 epochs, training seed 2",
+          "multitask SFT, 128 teacher rows per task, 1.5 epochs")  # controls built only when --only selects them
 
 
 CORE = (*COMPARED, "MEM-MCL stage 2", OURS)
@@ -740,7 +749,8 @@ def multitask_variants(rows: dict) -> dict[str, list[str]]:
     (more passes over the same rows: the compute-matched comparator of runs whose experts trained
     longer), and its seed mean where other seeds were measured (a file of some seeds only, e.g. a
     calibrated one of the models still on disk, pools those); each soup (soup_variant.py, the
-    comparator of a MEM-MCL soup of as many runs)."""
+    comparator of a MEM-MCL soup of as many runs); each run on teacher rows (the comparator of a
+    curriculum with ``teacher_rows``)."""
     out = {}
     seeds = [n for n in rows if n.startswith("multitask SFT, training seed")]
     if seeds and "multitask SFT" in rows:
@@ -748,7 +758,7 @@ def multitask_variants(rows: dict) -> dict[str, list[str]]:
     longer = sorted({m.group(1) for n in rows
                      if (m := re.fullmatch(r"(multitask SFT, [\d.]+ epochs)(, training seed \d+)?", n))})
     out.update({n: [n] for n in longer if n in rows})
-    out.update({n: [n] for n in rows if n.startswith("multitask SFT") and ", soup of " in n})
+    out.update({n: [n] for n in rows if n.startswith("multitask SFT") and (", soup of " in n or " teacher rows " in n)})
     for n in longer:
         pool = [*([n] if n in rows else []), *(m for m in rows if m.startswith(f"{n}, training seed "))]
         if len(pool) > 1:

@@ -277,6 +277,12 @@ class CurriculumConfig(_Strict):
         "by +0.010-0.011 over the label tasks' test rows on two draws, though on the second it won 4 tasks "
         "of 12 and kept 9 (benchmarks/RESULTS.md, sessions 33-41). 3 for a model you ship.")
     distill: DistillConfig = DistillConfig()
+    teacher_rows: int = Field(
+        0, ge=0, description="Per task, this many train rows no expert trained on, drawn at random without "
+        "their labels and answered by the task's own expert, added to its gold training rows (the paper's "
+        "teacher-labelled data; memmcl_merge/teacher_rows.py). New inputs beyond the gold budget: a comparator "
+        "should get the same rows. Each task needs its trained expert; the answers are kept in "
+        "<output_dir>/curriculum/teacher.")
     train: TrainConfig = TrainConfig(learning_rate=1e-4, max_examples=64, num_demos=1)
 
     @field_validator("task_order")

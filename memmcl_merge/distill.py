@@ -32,15 +32,16 @@ def distilled_tasks(cfg) -> list[str]:
     return list(d.tasks) if d.tasks is not None else list(cfg.tasks)
 
 
-def teacher_folders(cfg, tasks: Sequence[str]) -> dict[str, Path]:
+def teacher_folders(cfg, tasks: Sequence[str], setting: str = "curriculum.distill",
+                    fix: str = "drop those tasks from distill.tasks") -> dict[str, Path]:
     """Each task's trained expert, the teacher of its rows; a missing one is an error that names it."""
     from .experts import expert_folder, is_complete
 
     folders = {t: expert_folder(cfg, t) for t in tasks}
     missing = [f"{t} ({f})" for t, f in folders.items() if not is_complete(f)]
     if missing:
-        raise FileNotFoundError(f"curriculum.distill: no trained expert for {', '.join(missing)}; "
-                                "train the experts first (memmcl experts) or drop those tasks from distill.tasks")
+        raise FileNotFoundError(f"{setting}: no trained expert for {', '.join(missing)}; "
+                                f"train the experts first (memmcl experts) or {fix}")
     return folders
 
 

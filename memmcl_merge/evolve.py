@@ -461,19 +461,20 @@ def unseen_train_docs(cfg, task: str) -> list[dict]:
     return unseen
 
 
-def teacher_labels(cfg, task: str, docs: list[dict], root: Path) -> list[dict]:
-    """Replace the gold labels of ``docs`` by a teacher's predictions (greedy / argmax)."""
+def teacher_labels(cfg, task: str, docs: list[dict], root: Path, teacher: str | None = None) -> list[dict]:
+    """Replace the gold labels of ``docs`` by a teacher's predictions (greedy / argmax); the teacher is
+    ``evolve.weak.teacher`` unless given (``experts``: the task's own expert; or a model reference)."""
     from .data import write_jsonl
     from .evaluation import Evaluator
     from .models import load_model_and_tokenizer, resolve_model
     from .tasks import get_task
 
     spec = get_task(task)
-    teacher = cfg.evolve.weak.teacher
+    teacher = teacher or cfg.evolve.weak.teacher
     ref = str(cfg.experts_dir / task) if teacher == "experts" else resolve_model(teacher)
     model, tok = load_model_and_tokenizer(ref)
-    scratch = root / ".teacher" / task
-    write_jsonl(scratch / "weak.jsonl", docs)
+    scratch = root / ".teacher"  # a data folder of its own: <folder>/<task>/<split>.jsonl
+    write_jsonl(scratch / task / "weak.jsonl", docs)
     ev = Evaluator([spec], data=str(scratch), split="weak", batch_size=cfg.evolve.batch_size)
     preds = ev.predict(ev.wrap(model, tok))[task]
     out = []

@@ -1,0 +1,64 @@
+"""Teacher-labelled training rows for the curriculum (``curriculum.teacher_rows``).
+
+The paper's weak data: inputs without a gold label, answered by a teacher. Here a task's teacher is its
+own expert and the inputs are the task's ``train`` rows no expert trained on, drawn at random (not by
+label: a user of unlabelled data has none to stratify by). Each task's answers are computed once and
+kept in ``<output_dir>/curriculum/teacher/<task>_<n>.jsonl`` beside a stamp of the expert that gave
+them, so every curriculum seed and a comparator (the benchmark's multitask SFT) train on the same rows,
+and a retrained expert answers them again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+
+def teacher_dir(cfg) -> Path:
+    return cfg.output_dir / "curriculum" / "teacher"
+
+
+def _expert_stamp(folder: Path) -> str:
+    """Identifies one trained expert: a hash of its completion marker (rows, settings, seconds)."""
+    from .experts import MARKER
+
+    return hashlib.sha256((folder / MARKER).read_bytes()).hexdigest()
+
+
+def teacher_docs(cfg, task: str, n: int, progress=print) -> list[dict]:
+    """``n`` unseen train docs of ``task`` (fewer where the split has fewer) with the labels (or
+    triplets) its own expert gives them."""
+    from .data import write_jsonl
+    from .distill import teacher_folders
+    from .evolve import teacher_labels, unseen_train_docs
+    from .io import read_json, write_json
+
+    task = task.removeprefix("sentiment_")
+    expert = teacher_folders(cfg, [task], "curriculum.teacher_rows", "set teacher_rows to 0")[task]
+    path, stamp_path = teacher_dir(cfg) / f"{task}_{n}.jsonl", teacher_dir(cfg) / f"{task}_{n}.json"
+    stamp = {"expert": str(expert), "expert_stamp": _expert_stamp(expert), "n": n, "seed": cfg.experts.train.seed}
+    if path.is_file() and stamp_path.is_file() and read_json(stamp_path) == stamp:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    pool = unseen_train_docs(cfg, task)
+    # a seed of its own: the experts' sample and the weak sets keep their draws
+    docs = random.Random(f"teacher-rows:{cfg.experts.train.seed}:{task}").sample(pool, min(n, len(pool)))
+    labelled = teacher_labels(cfg, task, docs, teacher_dir(cfg), teacher="experts")
+    write_jsonl(path, labelled)
+    write_json(stamp_path, stamp)  # written last: a stamp always describes a complete file
+    if progress:
+        progress(f"teacher rows {task}: {len(labelled)} unseen train rows answered by its expert -> {path}")
+    return labelled
+
+
+def teacher_train_rows(cfg, task: str, n: int, train_cfg, progress=print) -> list[dict[str, str]]:
+    """SFT rows of :func:`teacher_docs`, with ``train_cfg.num_demos`` demonstrations from the train split
+    (gold-labelled, as every task's demonstrations)."""
+    from .data import load_docs
+    from .experts import sft_rows
+    from .tasks import get_task
+
+    spec = get_task(task)
+    pool = load_docs(spec, "train", cfg.data)
+    return sft_rows(spec, teacher_docs(cfg, task, n, progress), pool, train_cfg.num_demos, train_cfg.seed)
