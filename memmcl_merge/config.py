@@ -282,8 +282,8 @@ class CurriculumConfig(_Strict):
         "their labels and answered by the task's own expert, added to its gold training rows (the paper's "
         "teacher-labelled data; memmcl_merge/teacher_rows.py). New inputs beyond the gold budget: a comparator "
         "should get the same rows. Each task needs its trained expert; the answers are kept in "
-        "<output_dir>/curriculum/teacher. On real data 128 rows per task at the same steps moved every task "
-        "toward its expert, down where the model had gone past it (0.561 against 0.582; the multitask SFT on "
+        "<output_dir>/curriculum/teacher. On real data 128 rows per task at the same steps moved the tasks "
+        "toward their experts, down where the model had gone past them (0.561 against 0.582; the multitask SFT on "
         "the same rows lost as much; benchmarks/RESULTS.md, session 46).")
     train: TrainConfig = TrainConfig(learning_rate=1e-4, max_examples=64, num_demos=1)
 
