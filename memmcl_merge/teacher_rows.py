@@ -3,7 +3,8 @@
 The paper's weak data: inputs without a gold label, answered by a teacher. Here a task's teacher is its
 own expert and the inputs are the task's ``train`` rows no expert trained on, drawn at random (not by
 label: a user of unlabelled data has none to stratify by). Each task's answers are computed once and
-kept in ``<output_dir>/curriculum/teacher/<task>_<n>.jsonl`` beside a stamp of the expert that gave
+kept in ``<output_dir>/curriculum/teacher/<task>/rows_<n>.jsonl`` (a data folder, read back through
+:class:`~memmcl_merge.data.LocalSource`, which checks every row) beside a stamp of the expert that gave
 them, so every curriculum seed and a comparator (the benchmark's multitask SFT) train on the same rows,
 and a retrained expert answers them again.
 """
@@ -11,7 +12,6 @@ and a retrained expert answers them again.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from pathlib import Path
 
@@ -30,17 +30,20 @@ def _expert_stamp(folder: Path) -> str:
 def teacher_docs(cfg, task: str, n: int, progress=print) -> list[dict]:
     """``n`` unseen train docs of ``task`` (fewer where the split has fewer) with the labels (or
     triplets) its own expert gives them."""
-    from .data import write_jsonl
+    from .data import LocalSource, write_jsonl
     from .distill import teacher_folders
     from .evolve import teacher_labels, unseen_train_docs
     from .io import read_json, write_json
+    from .tasks import get_task
 
     task = task.removeprefix("sentiment_")
     expert = teacher_folders(cfg, [task], "curriculum.teacher_rows", "set teacher_rows to 0")[task]
-    path, stamp_path = teacher_dir(cfg) / f"{task}_{n}.jsonl", teacher_dir(cfg) / f"{task}_{n}.json"
+    source, split = LocalSource(teacher_dir(cfg)), f"rows_{n}"
+    path = source.path(task, split)
+    stamp_path = path.with_suffix(".json")
     stamp = {"expert": str(expert), "expert_stamp": _expert_stamp(expert), "n": n, "seed": cfg.experts.train.seed}
     if path.is_file() and stamp_path.is_file() and read_json(stamp_path) == stamp:
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return source.load(get_task(task), split)
     pool = unseen_train_docs(cfg, task)
     # a seed of its own: the experts' sample and the weak sets keep their draws
     docs = random.Random(f"teacher-rows:{cfg.experts.train.seed}:{task}").sample(pool, min(n, len(pool)))
