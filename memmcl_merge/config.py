@@ -285,9 +285,17 @@ class CurriculumConfig(_Strict):
         "<output_dir>/curriculum/teacher. On real data 128 rows per task at the same steps moved the tasks "
         "toward their experts, down where the model had gone past them (0.561 against 0.582; the multitask SFT on "
         "the same rows lost as much; benchmarks/RESULTS.md, session 46).")
+    teacher_tasks: list[str] | None = Field(
+        None, description="The tasks that get teacher_rows (sentiment_ prefix optional); None: every task. "
+        "Meant for the tasks the model trails its own expert on (picked on the weak rows, never test): on "
+        "the others the expert's answers pull the model down to the expert.")
+    teacher_steps: Literal["added", "same"] = Field(
+        "added", description="added: passes count over a task's gold and teacher rows alike, so its teacher "
+        "rows add steps. same: the task trains as many steps as on its gold rows alone, drawn from both "
+        "(new inputs at the same compute; the same steps per task as the run without teacher rows).")
     train: TrainConfig = TrainConfig(learning_rate=1e-4, max_examples=64, num_demos=1)
 
-    @field_validator("task_order")
+    @field_validator("task_order", "teacher_tasks")
     @classmethod
     def _short_task_names(cls, v):
         return None if v is None else [t.removeprefix("sentiment_") for t in v]
@@ -384,9 +392,11 @@ class RunConfig(_Strict):
         if pinned is not None and sorted(pinned) != sorted(self.tasks):
             raise ValueError(f"curriculum.task_order must list every task of the run once: has {pinned}, "
                              f"tasks are {self.tasks}")
-        unknown = [t for t in self.curriculum.distill.tasks or [] if t not in self.tasks]
-        if unknown:
-            raise ValueError(f"curriculum.distill.tasks names task(s) {unknown} that are not in tasks")
+        for name, listed in (("distill.tasks", self.curriculum.distill.tasks),
+                             ("teacher_tasks", self.curriculum.teacher_tasks)):
+            unknown = [t for t in listed or [] if t not in self.tasks]
+            if unknown:
+                raise ValueError(f"curriculum.{name} names task(s) {unknown} that are not in tasks")
         self.plan()  # raises on members that name no task or no earlier stage
         return self
 

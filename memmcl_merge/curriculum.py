@@ -151,7 +151,7 @@ def allocate(rng: random.Random, rows: list[dict], passes: float) -> list[dict]:
 def curriculum_rows(cfg, plan: Sequence[TaskDifficulty]) -> tuple[list[dict], list[dict]]:
     """The SFT rows in training order, and per row its phase and task (for checks and the report)."""
     from .experts import task_train_rows
-    from .teacher_rows import teacher_train_rows
+    from .teacher_rows import teacher_rows_for, teacher_train_rows
 
     cur = cfg.curriculum
     # each task's rows are the experts' sample (drawn with their seed): curriculum.train.seed changes
@@ -167,9 +167,13 @@ def curriculum_rows(cfg, plan: Sequence[TaskDifficulty]) -> tuple[list[dict], li
     pass_rng = random.Random(f"curriculum-passes:{seed}")
     for phase, d in enumerate(plan):
         task_rows = task_train_rows(d.task, cfg.data, sample)
-        if cur.teacher_rows:  # passes count over gold and teacher rows alike
-            task_rows += teacher_train_rows(cfg, d.task, cur.teacher_rows, sample, progress=None)
-        own = allocate(pass_rng, [dict(r, task=d.task) for r in task_rows], task_passes(cur.passes, phase, len(plan)))
+        passes = task_passes(cur.passes, phase, len(plan))
+        if n_teacher := teacher_rows_for(cfg, d.task):
+            gold = len(task_rows)
+            task_rows += teacher_train_rows(cfg, d.task, n_teacher, sample, progress=None)
+            if cur.teacher_steps == "same":  # the gold rows' steps, drawn from gold and teacher rows
+                passes *= gold / len(task_rows)
+        own = allocate(pass_rng, [dict(r, task=d.task) for r in task_rows], passes)
         k = round(cur.replay * len(own)) if seen and phased else 0
         replay = rng.sample(seen, min(k, len(seen)))
         block = own + replay
@@ -272,11 +276,12 @@ def run_curriculum(cfg, progress=print, out: Path | None = None) -> dict:
     if progress:
         how = "order pinned by curriculum.task_order" if cfg.curriculum.task_order else "easiest first"
         progress(f"curriculum plan ({how}):\n" + format_plan(plan, cfg.curriculum.weights.model_dump()))
-    if n := cfg.curriculum.teacher_rows:
-        from .teacher_rows import teacher_docs
+    if cfg.curriculum.teacher_rows:
+        from .teacher_rows import teacher_docs, teacher_rows_for
 
         for d in plan:  # answered once, before training (a resumed run reuses the answers)
-            teacher_docs(cfg, d.task, n, progress)
+            if n := teacher_rows_for(cfg, d.task):
+                teacher_docs(cfg, d.task, n, progress)
     rows, index = curriculum_rows(cfg, plan)
     shares = lr_shares(index, cfg.curriculum.train)
     if progress:

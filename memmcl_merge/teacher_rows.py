@@ -20,6 +20,14 @@ def teacher_dir(cfg) -> Path:
     return cfg.output_dir / "curriculum" / "teacher"
 
 
+def teacher_rows_for(cfg, task: str) -> int:
+    """How many teacher rows ``task`` gets: ``curriculum.teacher_rows`` where ``teacher_tasks`` names it
+    (or names none), else 0."""
+    cur = cfg.curriculum
+    listed = cur.teacher_tasks
+    return cur.teacher_rows if listed is None or task.removeprefix("sentiment_") in listed else 0
+
+
 def _expert_stamp(folder: Path) -> str:
     """Identifies one trained expert: a hash of its completion marker (rows, settings, seconds)."""
     from .experts import MARKER

@@ -104,3 +104,34 @@ def test_weak_sets_relabelled_by_the_experts_carry_their_answers(tiny_base_dir, 
         gold = {d["text"]: d["label"] for d in load_docs("tweet_offensive", "dev", "embedded")}
         agreement[teacher] = sum(d["label"] == gold[d["text"]] for d in weak) / len(weak)
     assert agreement["tweet_offensive"] >= agreement["tweet_irony"] + 0.25, agreement
+
+
+def test_teacher_tasks_and_teacher_steps(tiny_base_dir, disagreeing_experts, tmp_path):
+    """Only the named tasks get teacher rows (the other needs no expert); ``teacher_steps: same`` keeps
+    each task's steps at its gold rows' count, drawn from gold and teacher rows."""
+    from memmcl_merge.curriculum import TaskDifficulty, curriculum_rows
+    from memmcl_merge.teacher_rows import teacher_train_rows
+
+    one = _run(tmp_path, disagreeing_experts)  # tweet_offensive's expert in the run folder, no other
+    curriculum = {"teacher_rows": 8, "teacher_tasks": ["sentiment_tweet_offensive"], "passes": [1.5, 1.5],
+                  "train": {"max_examples": 16, "num_demos": 0}}
+    cfg = RunConfig(tasks=["tweet_offensive", "tweet_irony"], data="embedded", output_dir=str(one.output_dir),
+                    experts=one.experts, curriculum=curriculum)
+    assert cfg.curriculum.teacher_tasks == ["tweet_offensive"]
+    plan = [TaskDifficulty(task=t, parts={}, score=0.0) for t in cfg.tasks]
+    teacher = {r["prompt"] for r in teacher_train_rows(cfg, "tweet_offensive", 8, cfg.curriculum.train, None)}
+
+    def per_task(steps):
+        c = cfg.model_copy(update={"curriculum": cfg.curriculum.model_copy(update={"teacher_steps": steps})})
+        rows, index = curriculum_rows(c, plan)
+        return {t: [r["prompt"] for r, i in zip(rows, index) if i["task"] == t] for t in cfg.tasks}
+
+    added, same = per_task("added"), per_task("same")
+    assert len(added["tweet_offensive"]) == round(1.5 * (16 + 8)) and len(added["tweet_irony"]) == round(1.5 * 16)
+    # same steps as the gold rows alone: 1.5 passes over 16 rows = one pass over the 24, every teacher row once
+    assert len(same["tweet_offensive"]) == round(1.5 * 16) == len(same["tweet_irony"])
+    assert sum(p in teacher for p in same["tweet_offensive"]) == 8
+    assert not teacher & set(same["tweet_irony"]) and not teacher & set(added["tweet_irony"])
+
+    with pytest.raises(ValueError, match=r"curriculum.teacher_tasks names task\(s\) \['sst5'\]"):
+        RunConfig(tasks=["tweet_offensive"], data="embedded", curriculum={"teacher_rows": 8, "teacher_tasks": ["sst5"]})
