@@ -399,6 +399,9 @@ class RunConfig(_Strict):
             unknown = [t for t in listed or [] if t not in self.tasks]
             if unknown:
                 raise ValueError(f"curriculum.{name} names task(s) {unknown} that are not in tasks")
+        if self.curriculum.teacher_tasks is not None and not self.curriculum.teacher_rows:
+            raise ValueError("curriculum.teacher_tasks names tasks but teacher_rows is 0: set teacher_rows "
+                             "(rows per named task) or drop teacher_tasks")
         self.plan()  # raises on members that name no task or no earlier stage
         return self
 

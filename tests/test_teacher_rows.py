@@ -135,3 +135,5 @@ def test_teacher_tasks_and_teacher_steps(tiny_base_dir, disagreeing_experts, tmp
 
     with pytest.raises(ValueError, match=r"curriculum.teacher_tasks names task\(s\) \['sst5'\]"):
         RunConfig(tasks=["tweet_offensive"], data="embedded", curriculum={"teacher_rows": 8, "teacher_tasks": ["sst5"]})
+    with pytest.raises(ValueError, match="teacher_tasks names tasks but teacher_rows is 0"):
+        RunConfig(tasks=["tweet_offensive"], data="embedded", curriculum={"teacher_tasks": ["tweet_offensive"]})
