@@ -15,6 +15,7 @@ pick. Writes results/teacher_confidence_<--out>.json.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tempfile
 from collections import Counter
@@ -53,8 +54,6 @@ def main(argv=None) -> None:
     ap.add_argument("--data", type=Path, default=rb.DEFAULT_DATA)
     args = ap.parse_args(argv)
 
-    import math
-
     from memmcl_merge.data import load_docs, write_jsonl
     from memmcl_merge.evaluation import Evaluator, choice_loglikelihoods
     from memmcl_merge.experts import expert_folder
@@ -65,10 +64,11 @@ def main(argv=None) -> None:
 
     cfg = rb.run_config(args)
     out = {"run": str(args.run), "rows": args.rows, "tasks": {}}
+    triplets = [t for t in args.tasks if get_task(t).is_generative]
+    if triplets:  # checked before any model is loaded
+        raise SystemExit(f"{', '.join(triplets)}: triplet tasks have no answer probabilities over labels; pick label tasks")
     for task in args.tasks:
         spec = get_task(task)
-        if spec.is_generative:
-            raise SystemExit(f"{task}: a triplet task has no answer probabilities over labels; pick label tasks")
         labels = list(spec.labels)
         pool = {d["id"]: d for d in load_docs(spec, "train", cfg.data)}
         counts = Counter(d["label"] for d in pool.values())
