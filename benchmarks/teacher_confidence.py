@@ -85,7 +85,8 @@ def main(argv=None) -> None:
         for lls in choice_loglikelihoods(logged[spec.name]):
             top = max(lls)
             e = [math.exp(v - top) for v in lls]
-            probs.append([v / sum(e) for v in e])
+            total = sum(e)
+            probs.append([v / total for v in e])
         pred = [max(range(len(p)), key=p.__getitem__) for p in probs]
         conf = [max(p) for p in probs]
         gold = [labels.index(d["label"]) for d in gold_docs]
@@ -102,7 +103,7 @@ def main(argv=None) -> None:
                     "gold_shares": shares(labels, [gold[j] for j in idx])}
         out["tasks"][task] = res
         print(task, res, flush=True)
-    write_json(rb.RESULTS / f"teacher_confidence_{args.out}.json", out)
+        write_json(rb.RESULTS / f"teacher_confidence_{args.out}.json", out)  # after each task: a failure keeps the done ones
 
 
 if __name__ == "__main__":
