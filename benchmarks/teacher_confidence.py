@@ -15,10 +15,7 @@ pick. Writes results/teacher_confidence_<--out>.json.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-import tempfile
-from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -33,15 +30,10 @@ def shares(labels, idx) -> dict[str, float]:
     return {lab: round(sum(1 for i in idx if i == k) / n, 3) for k, lab in enumerate(labels)}
 
 
-def picks(conf, pred, prior, labels, frac) -> dict[str, list[int]]:
-    """Row indices of the ``frac`` most confident answers (``top``) and of the same number taken per
-    answered label in the ``prior`` shares (``balanced``; fewer where a label has too few answers)."""
-    order = sorted(range(len(conf)), key=lambda j: -conf[j])
-    k = round(frac * len(conf))
-    balanced = []
-    for lab_idx, lab in enumerate(labels):
-        balanced += [j for j in order if pred[j] == lab_idx][:round(prior.get(lab, 0.0) * k)]
-    return {"top": order[:k], "balanced": balanced}
+def most_confident(probs, frac) -> list[int]:
+    """Row indices of the ``frac`` most confident answers, whatever their labels."""
+    order = sorted(range(len(probs)), key=lambda j: -max(probs[j]))
+    return order[:round(frac * len(probs))]
 
 
 def main(argv=None) -> None:
@@ -54,15 +46,14 @@ def main(argv=None) -> None:
     ap.add_argument("--data", type=Path, default=rb.DEFAULT_DATA)
     args = ap.parse_args(argv)
 
-    from memmcl_merge.data import load_docs, write_jsonl
-    from memmcl_merge.evaluation import Evaluator, choice_loglikelihoods
+    from memmcl_merge.data import load_docs
     from memmcl_merge.experts import expert_folder
     from memmcl_merge.io import write_json
-    from memmcl_merge.models import load_model_and_tokenizer
     from memmcl_merge.tasks import get_task
-    from memmcl_merge.teacher_rows import teacher_docs
+    from memmcl_merge.teacher_rows import answer_probs, confident_pick, label_shares, teacher_docs
 
     cfg = rb.run_config(args)
+    cfg = cfg.model_copy(update={"curriculum": cfg.curriculum.model_copy(update={"teacher_pick": None})})
     out = {"run": str(args.run), "rows": args.rows, "tasks": {}}
     triplets = [t for t in args.tasks if get_task(t).is_generative]
     if triplets:  # checked before any model is loaded
@@ -71,24 +62,11 @@ def main(argv=None) -> None:
         spec = get_task(task)
         labels = list(spec.labels)
         pool = {d["id"]: d for d in load_docs(spec, "train", cfg.data)}
-        counts = Counter(d["label"] for d in pool.values())
-        prior = {lab: counts[lab] / sum(counts.values()) for lab in labels}
-        taught = teacher_docs(cfg, task, args.rows)
+        prior = label_shares(spec, list(pool.values()))
+        taught = teacher_docs(cfg, task, args.rows)  # every row: the picks are made here
         gold_docs = [pool[d["id"]] for d in taught]
-        # the expert scores the gold-labelled copies, as teacher_labels scored the rows (no demonstrations)
-        with tempfile.TemporaryDirectory() as scratch:
-            write_jsonl(Path(scratch) / task / "rows.jsonl", gold_docs)
-            ev = Evaluator([spec], data=scratch, split="rows", batch_size=cfg.evolve.batch_size)
-            model, tok = load_model_and_tokenizer(str(expert_folder(cfg, task)))
-            _, logged = ev.logged_samples(ev.wrap(model, tok))
-        probs = []
-        for lls in choice_loglikelihoods(logged[spec.name]):
-            top = max(lls)
-            e = [math.exp(v - top) for v in lls]
-            total = sum(e)
-            probs.append([v / total for v in e])
+        probs = answer_probs(cfg, task, gold_docs, expert_folder(cfg, task))
         pred = [max(range(len(p)), key=p.__getitem__) for p in probs]
-        conf = [max(p) for p in probs]
         gold = [labels.index(d["label"]) for d in gold_docs]
         if [labels[i] for i in pred] != [d["label"] for d in taught]:
             raise SystemExit(f"{task}: the expert's answers differ from the stored teacher rows")
@@ -96,7 +74,8 @@ def main(argv=None) -> None:
         res = {"rows": len(gold), "right": round(sum(right) / len(right), 3), "gold_shares": shares(labels, gold),
                "answer_shares": shares(labels, pred), "train_shares": {k: round(v, 3) for k, v in prior.items()}}
         for frac in FRACTIONS:
-            for kind, idx in picks(conf, pred, prior, labels, frac).items():
+            for kind, idx in {"top": most_confident(probs, frac),
+                              "balanced": confident_pick(probs, labels, prior, frac)}.items():
                 res[f"{kind}_{int(frac * 100)}"] = {
                     "rows": len(idx), "right": round(sum(right[j] for j in idx) / max(len(idx), 1), 3),
                     "answer_shares": shares(labels, [pred[j] for j in idx]),

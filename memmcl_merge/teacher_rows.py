@@ -6,13 +6,18 @@ label: a user of unlabelled data has none to stratify by). Each task's answers a
 kept in ``<output_dir>/curriculum/teacher/<task>/rows_<n>.jsonl`` (a data folder, read back through
 :class:`~memmcl_merge.data.LocalSource`, which checks every row) beside a stamp of the expert that gave
 them, so every curriculum seed and a comparator (the benchmark's multitask SFT) train on the same rows,
-and a retrained expert answers them again.
+and a retrained expert answers them again. ``curriculum.teacher_pick`` keeps a share of a label task's
+rows, the most confident per answered label in the train split's label shares (the expert's label
+probabilities are kept beside its answers, ``rows_<n>.probs.json``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import random
+import tempfile
+from collections import Counter
 from pathlib import Path
 
 
@@ -38,7 +43,7 @@ def _expert_stamp(folder: Path) -> str:
 def teacher_docs(cfg, task: str, n: int, progress=print) -> list[dict]:
     """``n`` unseen train docs of ``task`` (fewer where the split has fewer) with the labels (or
     triplets) its own expert gives them."""
-    from .data import LocalSource, write_jsonl
+    from .data import LocalSource, load_docs, write_jsonl
     from .distill import teacher_folders
     from .evolve import teacher_labels, unseen_train_docs
     from .io import read_json, write_json
@@ -51,16 +56,72 @@ def teacher_docs(cfg, task: str, n: int, progress=print) -> list[dict]:
     stamp_path = path.with_suffix(".json")
     stamp = {"expert": str(expert), "expert_stamp": _expert_stamp(expert), "n": n, "seed": cfg.experts.train.seed}
     if path.is_file() and stamp_path.is_file() and read_json(stamp_path) == stamp:
-        return source.load(get_task(task), split)
-    pool = unseen_train_docs(cfg, task)
-    # a seed of its own: the experts' sample and the weak sets keep their draws
-    docs = random.Random(f"teacher-rows:{cfg.experts.train.seed}:{task}").sample(pool, min(n, len(pool)))
-    labelled = teacher_labels(cfg, task, docs, teacher_dir(cfg), teacher="experts")
-    write_jsonl(path, labelled)
-    write_json(stamp_path, stamp)  # written last: a stamp always describes a complete file
+        labelled = source.load(get_task(task), split)
+    else:
+        pool = unseen_train_docs(cfg, task)
+        # a seed of its own: the experts' sample and the weak sets keep their draws
+        docs = random.Random(f"teacher-rows:{cfg.experts.train.seed}:{task}").sample(pool, min(n, len(pool)))
+        labelled = teacher_labels(cfg, task, docs, teacher_dir(cfg), teacher="experts")
+        write_jsonl(path, labelled)
+        write_json(stamp_path, stamp)  # written last: a stamp always describes a complete file
+        if progress:
+            progress(f"teacher rows {task}: {len(labelled)} unseen train rows answered by its expert -> {path}")
+    share = cfg.curriculum.teacher_pick
+    if share is None or get_task(task).is_generative:
+        return labelled
+    probs_path = path.with_suffix(".probs.json")  # the expert's label probabilities, kept beside its answers
+    kept = read_json(probs_path) if probs_path.is_file() else None
+    if kept is None or kept.get("stamp") != stamp:
+        kept = {"stamp": stamp, "probs": answer_probs(cfg, task, labelled, expert)}
+        write_json(probs_path, kept)
+    spec = get_task(task)
+    prior = label_shares(spec, load_docs(spec, "train", cfg.data))
+    picked = confident_pick(kept["probs"], spec.labels, prior, share)
     if progress:
-        progress(f"teacher rows {task}: {len(labelled)} unseen train rows answered by its expert -> {path}")
-    return labelled
+        progress(f"teacher rows {task}: kept {len(picked)} of {len(labelled)}, the most confident per answered "
+                 f"label in the train split's label shares (teacher_pick {share})")
+    return [labelled[i] for i in picked]
+
+
+def label_shares(spec, docs) -> dict[str, float]:
+    """Each label's share of ``docs``."""
+    counts = Counter(d["label"] for d in docs)
+    return {lab: counts[lab] / max(len(docs), 1) for lab in spec.labels}
+
+
+def answer_probs(cfg, task: str, docs: list[dict], expert: Path) -> list[list[float]]:
+    """Per doc, ``expert``'s probabilities over the task's labels, scored as ``teacher_labels`` answers
+    (no demonstrations); the labels the docs carry are not read."""
+    from .data import write_jsonl
+    from .evaluation import Evaluator, choice_loglikelihoods
+    from .models import load_model_and_tokenizer
+    from .tasks import get_task
+
+    spec = get_task(task)
+    with tempfile.TemporaryDirectory() as scratch:
+        write_jsonl(Path(scratch) / spec.name / "rows.jsonl", docs)
+        ev = Evaluator([spec], data=scratch, split="rows", batch_size=cfg.evolve.batch_size)
+        model, tok = load_model_and_tokenizer(str(expert))
+        _, logged = ev.logged_samples(ev.wrap(model, tok))
+    probs = []
+    for lls in choice_loglikelihoods(logged[spec.name]):
+        top = max(lls)
+        e = [math.exp(v - top) for v in lls]
+        total = sum(e)
+        probs.append([v / total for v in e])
+    return probs
+
+
+def confident_pick(probs: list[list[float]], labels, prior: dict[str, float], share: float) -> list[int]:
+    """Indices (in row order) of ``share`` of the rows: per answered label (the argmax), its most
+    confident rows, as many as that label's ``prior`` share of the pick (fewer where it has fewer)."""
+    k = round(share * len(probs))
+    answer = [max(range(len(p)), key=p.__getitem__) for p in probs]
+    order = sorted(range(len(probs)), key=lambda j: -max(probs[j]))
+    picked = []
+    for i, lab in enumerate(labels):
+        picked += [j for j in order if answer[j] == i][:round(prior.get(lab, 0.0) * k)]
+    return sorted(picked)
 
 
 def teacher_train_rows(cfg, task: str, n: int, train_cfg, progress=print) -> list[dict[str, str]]:

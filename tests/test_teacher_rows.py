@@ -135,5 +135,41 @@ def test_teacher_tasks_and_teacher_steps(tiny_base_dir, disagreeing_experts, tmp
 
     with pytest.raises(ValueError, match=r"curriculum.teacher_tasks names task\(s\) \['sst5'\]"):
         RunConfig(tasks=["tweet_offensive"], data="embedded", curriculum={"teacher_rows": 8, "teacher_tasks": ["sst5"]})
-    with pytest.raises(ValueError, match="teacher_tasks names tasks but teacher_rows is 0"):
+    with pytest.raises(ValueError, match="teacher_tasks is set but teacher_rows is 0"):
         RunConfig(tasks=["tweet_offensive"], data="embedded", curriculum={"teacher_tasks": ["tweet_offensive"]})
+
+
+def test_teacher_pick_keeps_the_most_confident_rows_per_label(tiny_base_dir, disagreeing_experts, tmp_path,
+                                                              monkeypatch):
+    """``teacher_pick`` keeps per answered label its most confident rows, in the train split's label
+    shares (not the most confident rows overall); the probabilities are computed once."""
+    from memmcl_merge import teacher_rows
+    from memmcl_merge.data import load_docs
+    from memmcl_merge.tasks import get_task
+
+    probs = [[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.45, 0.55], [0.7, 0.3], [0.99, 0.01]]
+    # 4 of 6 at equal shares: a's two most confident (5, 0) and b's two (2, 3); overall it would be 5, 0, 2, 4
+    assert teacher_rows.confident_pick(probs, ["a", "b"], {"a": 0.5, "b": 0.5}, 4 / 6) == [0, 2, 3, 5]
+    assert teacher_rows.confident_pick(probs, ["a", "b"], {"a": 0.0, "b": 1.0}, 4 / 6) == [2, 3]  # b has two
+
+    cfg = _run(tmp_path, disagreeing_experts, teacher_rows=24, teacher_pick=0.5)
+    every = teacher_rows.teacher_docs(cfg.model_copy(update={"curriculum": cfg.curriculum.model_copy(
+        update={"teacher_pick": None})}), "tweet_offensive", 24, progress=None)
+    said = []
+    picked = teacher_rows.teacher_docs(cfg, "tweet_offensive", 24, progress=said.append)
+    assert picked and len(picked) <= 12 and f"kept {len(picked)} of 24" in said[-1]
+    texts = [d["text"] for d in every]
+    assert [texts.index(d["text"]) for d in picked] == sorted(texts.index(d["text"]) for d in picked)
+    assert all(d in every for d in picked)  # the expert's answers, a subset in row order
+    spec = get_task("tweet_offensive")
+    prior = teacher_rows.label_shares(spec, load_docs(spec, "train", "embedded"))
+    for lab in spec.labels:
+        assert sum(d["label"] == lab for d in picked) <= round(prior[lab] * 12)
+    # read back: no expert runs again
+    monkeypatch.setattr(teacher_rows, "answer_probs", lambda *a, **k: pytest.fail("scored again"))
+    assert teacher_rows.teacher_docs(cfg, "tweet_offensive", 24, progress=None) == picked
+
+    with pytest.raises(ValueError, match="teacher_pick is set but teacher_rows is 0"):
+        RunConfig(tasks=["tweet_offensive"], data="embedded", curriculum={"teacher_pick": 0.5})
+    with pytest.raises(ValueError, match="less than or equal to 1"):
+        RunConfig(tasks=["tweet_offensive"], data="embedded", curriculum={"teacher_rows": 8, "teacher_pick": 1.5})
