@@ -108,20 +108,24 @@ class Evaluator:
         return lm_eval.evaluator.evaluate(lm=lm, task_dict=self.task_dict, bootstrap_iters=0,
                                           log_samples=log_samples, verbosity="WARNING")
 
-    def predict(self, lm) -> dict[str, list]:
-        """The model's answer per doc, in doc order: a label, or a list of triplets (teacher labels)."""
+    def predict(self, lm, with_probs: bool = False):
+        """The model's answer per doc, in doc order: a label (the most likely choice), or a list of
+        triplets (teacher labels). With ``with_probs`` also, from the same pass, each label task's
+        probabilities over its labels per doc (``None`` for a triplet task): ``(answers, probs)``."""
         from .tasks import parse_triplets
 
         _, logged = self.logged_samples(lm)
-        preds = {}
+        preds, probs = {}, {}
         for spec in self.tasks:
             samples = logged[spec.name]
             if spec.is_generative:
                 preds[spec.name] = [parse_triplets(s["filtered_resps"][0]) for s in samples]
+                probs[spec.name] = None
             else:
-                preds[spec.name] = [spec.labels[max(range(len(lls)), key=lls.__getitem__)]
-                                    for lls in choice_loglikelihoods(samples)]
-        return preds
+                lls = choice_loglikelihoods(samples)
+                preds[spec.name] = [spec.labels[max(range(len(v)), key=v.__getitem__)] for v in lls]
+                probs[spec.name] = [label_probs(v) for v in lls]
+        return (preds, probs) if with_probs else preds
 
     def logged_samples(self, lm) -> tuple[dict, dict[str, list[dict]]]:
         """One run with samples logged: lm-eval's results per task, and per task name its samples
@@ -151,6 +155,13 @@ class Evaluator:
 def choice_loglikelihoods(samples: Sequence[Mapping]) -> list[list[float]]:
     """Per multiple-choice sample, the log-likelihood of each choice, in choice order."""
     return [[float(r[0]) for r in s["filtered_resps"]] for s in samples]
+
+
+def label_probs(lls: Sequence[float]) -> list[float]:
+    """The choices' log-likelihoods as probabilities over the choices (a softmax)."""
+    top = max(lls)
+    e = [math.exp(v - top) for v in lls]
+    return [v / sum(e) for v in e]
 
 
 def choice_answers(logged: Mapping[str, Sequence[Mapping]]) -> dict[str, dict[str, list]]:

@@ -461,9 +461,12 @@ def unseen_train_docs(cfg, task: str) -> list[dict]:
     return unseen
 
 
-def teacher_labels(cfg, task: str, docs: list[dict], root: Path, teacher: str | None = None) -> list[dict]:
+def teacher_labels(cfg, task: str, docs: list[dict], root: Path, teacher: str | None = None,
+                   with_probs: bool = False):
     """Replace the gold labels of ``docs`` by a teacher's predictions (greedy / argmax); the teacher is
-    ``evolve.weak.teacher`` unless given (``experts``: the task's own expert; or a model reference)."""
+    ``evolve.weak.teacher`` unless given (``experts``: the task's own expert; or a model reference).
+    With ``with_probs`` also the teacher's label probabilities per doc from the same pass (``None`` for
+    a triplet task): ``(docs, probs)``."""
     from .data import write_jsonl
     from .evaluation import Evaluator
     from .models import load_model_and_tokenizer, resolve_model
@@ -476,16 +479,16 @@ def teacher_labels(cfg, task: str, docs: list[dict], root: Path, teacher: str | 
     scratch = root / ".teacher"  # a data folder of its own: <folder>/<task>/<split>.jsonl
     write_jsonl(scratch / task / "weak.jsonl", docs)
     ev = Evaluator([spec], data=str(scratch), split="weak", batch_size=cfg.evolve.batch_size)
-    preds = ev.predict(ev.wrap(model, tok))[task]
+    preds, probs = ev.predict(ev.wrap(model, tok), with_probs=True)
     out = []
-    for doc, pred in zip(docs, preds):
+    for doc, pred in zip(docs, preds[task]):
         doc = dict(doc)
         if spec.is_generative:
             doc["triplets"] = [list(t) for t in pred]
         else:
             doc["label"] = pred
         out.append(doc)
-    return out
+    return (out, probs[task]) if with_probs else out
 
 
 # -- stages ---------------------------------------------------------------------------------------

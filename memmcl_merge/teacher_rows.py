@@ -14,9 +14,7 @@ probabilities are kept beside its answers, ``rows_<n>.probs.json``).
 from __future__ import annotations
 
 import hashlib
-import math
 import random
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -50,31 +48,32 @@ def teacher_docs(cfg, task: str, n: int, progress=print) -> list[dict]:
     from .tasks import get_task
 
     task = task.removeprefix("sentiment_")
+    spec = get_task(task)
     expert = teacher_folders(cfg, [task], "curriculum.teacher_rows", "set teacher_rows to 0")[task]
     source, split = LocalSource(teacher_dir(cfg)), f"rows_{n}"
     path = source.path(task, split)
-    stamp_path = path.with_suffix(".json")
+    stamp_path, probs_path = path.with_suffix(".json"), path.with_suffix(".probs.json")
     stamp = {"expert": str(expert), "expert_stamp": _expert_stamp(expert), "n": n, "seed": cfg.experts.train.seed}
     if path.is_file() and stamp_path.is_file() and read_json(stamp_path) == stamp:
-        labelled = source.load(get_task(task), split)
+        labelled = source.load(spec, split)
     else:
         pool = unseen_train_docs(cfg, task)
         # a seed of its own: the experts' sample and the weak sets keep their draws
         docs = random.Random(f"teacher-rows:{cfg.experts.train.seed}:{task}").sample(pool, min(n, len(pool)))
-        labelled = teacher_labels(cfg, task, docs, teacher_dir(cfg), teacher="experts")
+        labelled, probs = teacher_labels(cfg, task, docs, teacher_dir(cfg), teacher="experts", with_probs=True)
         write_jsonl(path, labelled)
+        if probs is not None:  # the label probabilities of the same pass, for teacher_pick
+            write_json(probs_path, {"stamp": stamp, "probs": probs})
         write_json(stamp_path, stamp)  # written last: a stamp always describes a complete file
         if progress:
             progress(f"teacher rows {task}: {len(labelled)} unseen train rows answered by its expert -> {path}")
     share = cfg.curriculum.teacher_pick
-    if share is None or get_task(task).is_generative:
+    if share is None or spec.is_generative:
         return labelled
-    probs_path = path.with_suffix(".probs.json")  # the expert's label probabilities, kept beside its answers
     kept = read_json(probs_path) if probs_path.is_file() else None
-    if kept is None or kept.get("stamp") != stamp:
+    if kept is None or kept.get("stamp") != stamp:  # rows answered before probabilities were kept
         kept = {"stamp": stamp, "probs": answer_probs(cfg, task, labelled, expert)}
         write_json(probs_path, kept)
-    spec = get_task(task)
     prior = label_shares(spec, load_docs(spec, "train", cfg.data))
     picked = confident_pick(kept["probs"], spec.labels, prior, share)
     if progress:
@@ -92,24 +91,9 @@ def label_shares(spec, docs) -> dict[str, float]:
 def answer_probs(cfg, task: str, docs: list[dict], expert: Path) -> list[list[float]]:
     """Per doc, ``expert``'s probabilities over the task's labels, scored as ``teacher_labels`` answers
     (no demonstrations); the labels the docs carry are not read."""
-    from .data import write_jsonl
-    from .evaluation import Evaluator, choice_loglikelihoods
-    from .models import load_model_and_tokenizer
-    from .tasks import get_task
+    from .evolve import teacher_labels
 
-    spec = get_task(task)
-    with tempfile.TemporaryDirectory() as scratch:
-        write_jsonl(Path(scratch) / spec.name / "rows.jsonl", docs)
-        ev = Evaluator([spec], data=scratch, split="rows", batch_size=cfg.evolve.batch_size)
-        model, tok = load_model_and_tokenizer(str(expert))
-        _, logged = ev.logged_samples(ev.wrap(model, tok))
-    probs = []
-    for lls in choice_loglikelihoods(logged[spec.name]):
-        top = max(lls)
-        e = [math.exp(v - top) for v in lls]
-        total = sum(e)
-        probs.append([v / total for v in e])
-    return probs
+    return teacher_labels(cfg, task, docs, teacher_dir(cfg), teacher=str(expert), with_probs=True)[1]
 
 
 def confident_pick(probs: list[list[float]], labels, prior: dict[str, float], share: float) -> list[int]:

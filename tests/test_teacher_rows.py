@@ -142,8 +142,9 @@ def test_teacher_tasks_and_teacher_steps(tiny_base_dir, disagreeing_experts, tmp
 def test_teacher_pick_keeps_the_most_confident_rows_per_label(tiny_base_dir, disagreeing_experts, tmp_path,
                                                               monkeypatch):
     """``teacher_pick`` keeps per answered label its most confident rows, in the train split's label
-    shares (not the most confident rows overall); the probabilities are computed once."""
-    from memmcl_merge import teacher_rows
+    shares (not the most confident rows overall); the expert scores fresh rows once, answers and
+    probabilities from the same pass."""
+    from memmcl_merge import evolve, teacher_rows
     from memmcl_merge.data import load_docs
     from memmcl_merge.tasks import get_task
 
@@ -153,11 +154,15 @@ def test_teacher_pick_keeps_the_most_confident_rows_per_label(tiny_base_dir, dis
     assert teacher_rows.confident_pick(probs, ["a", "b"], {"a": 0.0, "b": 1.0}, 4 / 6) == [2, 3]  # b has two
 
     cfg = _run(tmp_path, disagreeing_experts, teacher_rows=24, teacher_pick=0.5)
-    every = teacher_rows.teacher_docs(cfg.model_copy(update={"curriculum": cfg.curriculum.model_copy(
-        update={"teacher_pick": None})}), "tweet_offensive", 24, progress=None)
+    passes, real = [], evolve.teacher_labels
+    monkeypatch.setattr(evolve, "teacher_labels", lambda *a, **k: passes.append(1) or real(*a, **k))
     said = []
     picked = teacher_rows.teacher_docs(cfg, "tweet_offensive", 24, progress=said.append)
+    assert passes == [1]  # fresh rows: one pass of the expert gives the answers and the probabilities
     assert picked and len(picked) <= 12 and f"kept {len(picked)} of 24" in said[-1]
+    every = teacher_rows.teacher_docs(cfg.model_copy(update={"curriculum": cfg.curriculum.model_copy(
+        update={"teacher_pick": None})}), "tweet_offensive", 24, progress=None)
+    assert len(every) == 24 and passes == [1]
     texts = [d["text"] for d in every]
     assert [texts.index(d["text"]) for d in picked] == sorted(texts.index(d["text"]) for d in picked)
     assert all(d in every for d in picked)  # the expert's answers, a subset in row order
@@ -166,8 +171,12 @@ def test_teacher_pick_keeps_the_most_confident_rows_per_label(tiny_base_dir, dis
     for lab in spec.labels:
         assert sum(d["label"] == lab for d in picked) <= round(prior[lab] * 12)
     # read back: no expert runs again
-    monkeypatch.setattr(teacher_rows, "answer_probs", lambda *a, **k: pytest.fail("scored again"))
-    assert teacher_rows.teacher_docs(cfg, "tweet_offensive", 24, progress=None) == picked
+    assert teacher_rows.teacher_docs(cfg, "tweet_offensive", 24, progress=None) == picked and passes == [1]
+    # rows answered before probabilities were kept: scored once more, the same pick
+    probs_file = teacher_rows.teacher_dir(cfg) / "tweet_offensive" / "rows_24.probs.json"
+    probs_file.unlink()
+    assert teacher_rows.teacher_docs(cfg, "tweet_offensive", 24, progress=None) == picked and passes == [1, 1]
+    assert probs_file.is_file()
 
     with pytest.raises(ValueError, match="teacher_pick is set but teacher_rows is 0"):
         RunConfig(tasks=["tweet_offensive"], data="embedded", curriculum={"teacher_pick": 0.5})
