@@ -161,7 +161,8 @@ def label_probs(lls: Sequence[float]) -> list[float]:
     """The choices' log-likelihoods as probabilities over the choices (a softmax)."""
     top = max(lls)
     e = [math.exp(v - top) for v in lls]
-    return [v / sum(e) for v in e]
+    total = sum(e)
+    return [v / total for v in e]
 
 
 def choice_answers(logged: Mapping[str, Sequence[Mapping]]) -> dict[str, dict[str, list]]:
