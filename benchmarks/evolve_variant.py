@@ -14,6 +14,10 @@ untuned start point of search KEY (``stage2/unified``: every member at the start
 to <run>/start_points/<KEY>, to score beside the winner. ``--until-merge`` stops after the
 stage-2 merge (experts and their own-task scores, both searches), for a fresh machine that needs the
 merge back before ``curriculum_variant.py --run`` trains from it; nothing is written to NAME2.
+``--record DIR`` keeps the draw's small files in DIR (each search's journal, fitness spec and member
+scores; the experts' own-task scores); ``--replay DIR`` seeds a fresh run with them, so the searches
+replay their journals (no candidate scored again; a journal of other experts or settings is refused)
+and the experts are trained but not scored: the second draw back in the experts' training time.
 Otherwise the final model (stage 2 + curriculum) is scored into benchmarks/results/NAME2.json under
 NAME. Each part resumes: trained experts, their scores, finished searches, a finished curriculum and a
 measured NAME are skipped.
@@ -50,6 +54,22 @@ def with_overrides(cfg, overrides: list[str]):
                                   "experts": cfg.experts.model_validate(experts)})
 
 
+DRAW_FILES = ("journal.jsonl", "fitness.json", "member_scores.json")
+
+
+def copy_draw(cfg, src: Path, dst: Path) -> list[str]:
+    """Copy a run's recorded draw (``--record``/``--replay``: the experts' own-task scores and each
+    search's small files) from ``src`` to ``dst`` where ``dst`` lacks them; returns what was copied."""
+    import shutil
+
+    rel = ["experts_own_scores.json"] + [f"evolve/{p.key}/{f}" for p in cfg.plan() for f in DRAW_FILES]
+    copied = [r for r in rel if (src / r).is_file() and not (dst / r).exists()]
+    for r in copied:
+        (dst / r).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src / r, dst / r)
+    return copied
+
+
 def own_task_scores(cfg, run_dir: Path, args) -> dict:
     """Train the run's own experts (resumable) and score each on its own task, one at a time, kept in
     run_dir/experts_own_scores.json so a restart scores only the missing ones."""
@@ -74,6 +94,10 @@ def main(argv=None) -> None:
                         "record nothing")
         ap.add_argument("--start-of", metavar="KEY", action="append", default=[],
                         help="also write search KEY's untuned start point to <run>/start_points/<KEY>")
+        ap.add_argument("--record", type=Path, metavar="DIR",
+                        help="after the searches, keep the draw's journals and own-task scores in DIR")
+        ap.add_argument("--replay", type=Path, metavar="DIR",
+                        help="seed the run with a draw kept by --record (searches replay, experts are not rescored)")
 
     args = rb.variant_args(__doc__, argv, extra=extra)
 
@@ -90,6 +114,10 @@ def main(argv=None) -> None:
     experts = run_dir / "experts"
     own = None
     t0 = time.perf_counter()
+    if args.replay:
+        if not args.replay.is_dir():
+            raise SystemExit(f"--replay {args.replay}: no such folder (write one with --record)")
+        print(f"replaying {len(copy_draw(cfg, args.replay, run_dir))} recorded files from {args.replay}", flush=True)
     if any(o.startswith("experts.") for o in args.overrides):
         own = own_task_scores(cfg, run_dir, args)
     elif not experts.exists():
@@ -98,6 +126,8 @@ def main(argv=None) -> None:
     searches = run_plan(cfg)
     search_seconds = sum(r["seconds"] for r in searches.values())
     fitness = {k: [r["start_fitness"], r["best_fitness"]] for k, r in searches.items()}
+    if args.record:
+        print(f"recorded {len(copy_draw(cfg, run_dir, args.record))} files of the draw in {args.record}", flush=True)
     for key in args.start_of:
         from stage_variants import materialise_start
 

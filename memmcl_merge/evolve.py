@@ -261,6 +261,8 @@ def run_search(
     spent_before = sum(r.get("seconds_total", 0.0) for r in journal.records)
 
     def score(generation: int, population: list[list[float]]) -> list[float]:
+        for i, x in enumerate(population):
+            _check_replayed(journal, generation, i, x)
         todo = [(i, x) for i, x in enumerate(population) if journal.find(generation, i) is None]
         params = [space.decode(x) for _, x in todo]
         if todo:
@@ -320,6 +322,18 @@ def run_search(
     write_json(workdir / "result.json", {k: (str(v) if isinstance(v, Path) else v)
                                          for k, v in result.__dict__.items()})
     return result
+
+
+def _check_replayed(journal: Journal, generation: int, index: int, x: Sequence[float]) -> None:
+    """A journal record stands in for a candidate only if it holds that candidate's genome: a search
+    resumed (or replayed from a recorded journal) under other settings or other members would otherwise
+    take scores measured on other merges."""
+    rec = journal.find(generation, index)
+    if rec is not None and (len(rec["genome"]) != len(x)
+                            or any(abs(a - float(b)) > 1e-9 for a, b in zip(rec["genome"], x))):
+        raise ValueError(f"{journal.path}: candidate {generation}.{index} was recorded with another genome than "
+                         "this search proposes (other settings, members or start point); restore them, or delete "
+                         f"{journal.path.parent} to start the search again")
 
 
 def _safe(evaluate, params) -> dict | Exception:

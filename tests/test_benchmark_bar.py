@@ -417,3 +417,29 @@ def test_bar_reads_the_score_field_of_a_rows_own_experts_too(results, tmp_path):
     assert json.loads((tmp_path / "r_bar_raw.json").read_text())["runs"]["MEM-MCL run, experts 3 epochs"]["kept"] == 3
     rb.step_bar(argparse.Namespace(results="r", only="=MEM-MCL run, experts 3 epochs"))
     assert json.loads((tmp_path / "r_bar.json").read_text())["runs"]["MEM-MCL run, experts 3 epochs"]["kept"] == 0
+
+
+def test_a_recorded_draw_is_copied_where_the_run_lacks_it_and_nothing_else(tmp_path):
+    """evolve_variant.py --record/--replay: the own-task scores and each planned search's journal,
+    fitness spec and member scores go across; a file the run holds already is not overwritten, and
+    models or searches outside the plan are not copied."""
+    import types
+
+    import evolve_variant as ev
+
+    cfg = types.SimpleNamespace(plan=lambda: [types.SimpleNamespace(key="stage1/SC"),
+                                              types.SimpleNamespace(key="stage2/unified")])
+    src, dst = tmp_path / "kept", tmp_path / "run"
+    for rel in ("experts_own_scores.json", "evolve/stage1/SC/journal.jsonl", "evolve/stage1/SC/fitness.json",
+                "evolve/stage2/unified/journal.jsonl", "evolve/stage1/OLD/journal.jsonl",
+                "evolve/stage1/SC/cma_state.pkl", "stage1/SC/model.safetensors"):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text(f"kept {rel}")
+    (dst / "evolve/stage1/SC").mkdir(parents=True)
+    (dst / "evolve/stage1/SC/fitness.json").write_text("the run's own")
+    copied = ev.copy_draw(cfg, src, dst)
+    assert copied == ["experts_own_scores.json", "evolve/stage1/SC/journal.jsonl", "evolve/stage2/unified/journal.jsonl"]
+    assert (dst / "evolve/stage1/SC/fitness.json").read_text() == "the run's own"
+    assert (dst / "evolve/stage2/unified/journal.jsonl").read_text() == "kept evolve/stage2/unified/journal.jsonl"
+    assert sorted(str(p.relative_to(dst)) for p in dst.rglob("*") if p.is_file()) == sorted(
+        copied + ["evolve/stage1/SC/fitness.json"])

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -219,6 +220,31 @@ def test_a_budget_of_one_evaluation_is_no_search_the_start_point_wins(tmp_path):
 
     with pytest.raises(RuntimeError, match=r"the start point \(max_evals 1: no search\) failed"):
         run_search(space, broken, FitnessSpec(), budget, tmp_path / "f", x0, progress=None)
+
+
+def test_a_search_replays_its_journal_alone_and_refuses_another_searchs_journal(tmp_path):
+    """A recorded journal (a benchmark draw kept in the repository) rebuilds the search's winner with
+    no candidate scored again; a journal of another start point is refused, not silently reused."""
+    space = GenomeSpace(("a", "b"), evolve_density=False)
+    budget = SearchBudget(popsize=4, sigma=0.3, max_evals=13, seed=1)
+    x0 = space.encode(0.3, 1.0)
+    ref = run_search(space, _quadratic, FitnessSpec(), budget, tmp_path / "ref", x0, progress=None)
+    calls = []
+
+    def counted(params):
+        calls.append(params)
+        return _quadratic(params)
+
+    for name in ("replay", "other"):
+        (tmp_path / name).mkdir()
+        shutil.copy(tmp_path / "ref" / "journal.jsonl", tmp_path / name / "journal.jsonl")
+    again = run_search(space, counted, FitnessSpec(), budget, tmp_path / "replay", x0, progress=None)
+    assert calls == []
+    assert (again.best_params, again.best_fitness, again.evaluations) == (
+        ref.best_params, ref.best_fitness, ref.evaluations)
+    with pytest.raises(ValueError, match=r"candidate -1\.0 was recorded with another genome"):
+        run_search(space, counted, FitnessSpec(), budget, tmp_path / "other", space.encode(0.5, 1.0), progress=None)
+    assert calls == []
 
 
 RESUME_SCRIPT = textwrap.dedent("""
