@@ -322,7 +322,8 @@ def step_systems(args) -> None:
         # the comparator of MEM-MCL from experts trained for 3 epochs on their rows (evolve_variant.py)
         "multitask SFT, 3 epochs": lambda: multitask_sft(cfg, epochs=3),
         # ... and its own spread over training seeds
-        **{f"multitask SFT, 3 epochs, training seed {s}": (lambda s=s: multitask_sft(cfg, seed=s, epochs=3)) for s in (1, 2)},
+        **{f"multitask SFT, 3 epochs, training seed {s}": (lambda s=s: multitask_sft(cfg, seed=s, epochs=3))
+           for s in (1, 2, 3)},
         # the comparator of a curriculum with teacher_rows 128 at the same steps: the same 128 unseen
         # train rows per task answered by the own experts, 1.5 epochs over the doubled rows
         "multitask SFT, 128 teacher rows per task, 1.5 epochs": lambda: multitask_sft(cfg, epochs=1.5, teacher_rows=128),
@@ -737,6 +738,7 @@ OURS = "MEM-MCL stage 2 + curriculum"
 OPT_IN = ("multitask SFT, proportional training rows", "multitask SFT, training seed 1",
           "multitask SFT, training seed 2", "multitask SFT, 3 epochs",
           "multitask SFT, 3 epochs, training seed 1", "multitask SFT, 3 epochs, training seed 2",
+          "multitask SFT, 3 epochs, training seed 3",
           "multitask SFT, 128 teacher rows per task, 1.5 epochs")  # controls built only when --only selects them
 
 
