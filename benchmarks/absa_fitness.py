@@ -286,6 +286,7 @@ def main(argv=None) -> None:
     from memmcl_merge.tasks import get_task
 
     res = rb.Results(args.results)
+    res.check_dtype()
     bench = rb.bench_config(args)
     journals = {run: run / "evolve" / KEY / "journal.jsonl" for run in args.runs}
     for run, journal in journals.items():

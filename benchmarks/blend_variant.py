@@ -29,6 +29,7 @@ def main(argv=None) -> None:
     from memmcl_merge.blend import run_blend
 
     res = rb.Results(args.results)
+    res.check_dtype()
     if res.has(args.name):
         print(f"{args.name}: measured already, skipped")
         return

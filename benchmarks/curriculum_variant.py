@@ -38,6 +38,7 @@ def main(argv=None) -> None:
     from memmcl_merge.curriculum import run_curriculum
 
     res = rb.Results(args.results)
+    res.check_dtype()
     if res.has(args.name):
         print(f"{args.name}: measured already, skipped")
         return

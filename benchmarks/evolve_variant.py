@@ -14,8 +14,8 @@ untuned start point of search KEY (``stage2/unified``: every member at the start
 to <run>/start_points/<KEY>, to score beside the winner. ``--until-merge`` stops after the
 stage-2 merge (experts and their own-task scores, both searches), for a fresh machine that needs the
 merge back before ``curriculum_variant.py --run`` trains from it; nothing is written to NAME2.
-``--record DIR`` keeps the draw's small files in DIR (each search's journal, fitness spec and member
-scores; the experts' own-task scores); ``--replay DIR`` seeds a fresh run with them, so the searches
+``--record DIR`` keeps the draw's small files in DIR (each search's journal, fitness spec, live dtype and
+member scores; the experts' own-task scores); ``--replay DIR`` seeds a fresh run with them, so the searches
 replay their journals (no candidate scored again; a journal of other experts or settings is refused)
 and the experts are trained but not scored: the second draw back in the experts' training time.
 Otherwise the final model (stage 2 + curriculum) is scored into benchmarks/results/NAME2.json under
@@ -54,7 +54,7 @@ def with_overrides(cfg, overrides: list[str]):
                                   "experts": cfg.experts.model_validate(experts)})
 
 
-DRAW_FILES = ("journal.jsonl", "fitness.json", "member_scores.json")
+DRAW_FILES = ("journal.jsonl", "fitness.json", "live.json", "member_scores.json")
 
 
 def copy_draw(cfg, src: Path, dst: Path) -> list[str]:
@@ -105,6 +105,7 @@ def main(argv=None) -> None:
     from memmcl_merge.evolve import run_plan
 
     res = rb.Results(args.results)
+    res.check_dtype()
     if res.has(args.name) and not args.until_merge:
         print(f"{args.name}: measured already, skipped")
         return

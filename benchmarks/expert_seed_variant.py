@@ -29,6 +29,7 @@ def main(argv=None) -> None:
     task = get_task(args.name).name  # an unknown task fails here, naming the known ones
     cfg = rb.bench_config(args)
     res = rb.Results(args.results)
+    res.check_dtype()
     res.meta(machine=rb.machine(), config=str(args.config), limit=args.limit,
              command=" ".join(["python", *sys.argv]))
     rows = task_train_rows(task, cfg.data, cfg.experts.train)  # the expert's own rows, drawn as it drew them

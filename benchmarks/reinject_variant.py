@@ -140,6 +140,7 @@ def main(argv=None) -> None:
             raise SystemExit(f"unknown override {key!r}: expected one of {sorted(settings)}")
         settings[key] = yaml.safe_load(raw)
     res = rb.Results(args.results)
+    res.check_dtype()
     if res.has(args.name):
         print(f"{args.name}: measured already, skipped")
         return

@@ -57,11 +57,23 @@ class Results:
     def put(self, system: str, value: dict, stamp: bool = True) -> None:
         """Save one row; a row measured here (``stamp``) also records the package versions it was
         measured with, unless it names its own. ``adopt`` copies rows as they are (``stamp=False``)."""
+        if stamp:
+            self.check_dtype()
         if stamp and "versions" not in value:
             from memmcl_merge.io import package_versions
 
             value = {**value, "versions": package_versions()}
         self._update(lambda data: data["systems"].__setitem__(system, value))
+
+    def check_dtype(self) -> None:
+        """Rows measured here must be scored in the dtype the file's rows were (meta ``dtype``): a CPU
+        without native bf16 matmuls scores in float32 (``eval_dtype``), and its scores and search
+        fitness differ from bf16 ones (RESULTS.md session 50). Scripts call it before they train."""
+        recorded, here = self.data["meta"].get("dtype"), str(eval_dtype())
+        if recorded and recorded != here:
+            raise SystemExit(f"{self.path}: its rows were scored in {recorded}, this machine scores in {here} (bf16 "
+                             "only where the CPU or GPU computes it natively); a row measured here would not compare "
+                             "with them: pass another --results file, or run on such a machine")
 
     def meta(self, append: dict | None = None, **kw) -> None:
         """Set the ``kw`` fields of meta, and add each ``append`` item to its list ``meta[key]`` as the
@@ -197,6 +209,7 @@ def step_evolve(args) -> None:
 
     cfg = bench_config(args)
     res = Results("evolve")
+    res.check_dtype()
     res.meta(machine=machine(), data=str(args.data), split=args.split, limit=args.limit, dtype=str(eval_dtype()),
              evolve=cfg.evolve.model_dump(mode="json"), command=" ".join(["python", *sys.argv]))
     if not res.has("searches"):
@@ -287,6 +300,7 @@ def step_systems(args) -> None:
     cfg = bench_config(args)
     res = Results(args.results)
     command = " ".join(["python", *sys.argv])
+    res.check_dtype()  # before the meta below records this machine's dtype over the file's
     first = res.data["meta"].get("config") or cfg.model_dump(mode="json")
     # the series' config stays the one it began with; a later call's differences are noted
     append = {"commands": command}

@@ -32,6 +32,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
 
     res = rb.Results(args.results)
+    res.check_dtype()
     if res.has(args.name):
         print(f"{args.name}: measured already, skipped")
         return

@@ -115,6 +115,7 @@ def main(argv=None) -> None:
         raise SystemExit(f"{args.config}: {len(plans)} searches in its plan; name the tasks of one group")
     tasks = plans[0].tasks
     res = rb.Results(args.results)
+    res.check_dtype()
     res.meta(machine=rb.machine(), data=str(args.data), split=args.split, limit=args.limit,
              append={"commands": " ".join(["python", *sys.argv])})
     data = str(args.data.resolve())

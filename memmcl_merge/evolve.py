@@ -737,6 +737,7 @@ def run_plan(cfg, stages: Sequence[str] | None = None, progress=print) -> dict[s
                      f"weak task(s), budget {s.max_evals} evaluations" if searching else
                      f"{plan.key}: merging {len(plan.members)} members {plan.members} at the start point, no "
                      f"search (max_evals 1); scoring it on {len(plan.tasks)} weak task(s)")
+        _guard_dtype(work / "live.json", live_dtype(cfg.evolve.dtype))  # before any member is loaded or scored
         runner = SearchRunner(cfg, plan, base_path, weak_root)
         space, x0 = search_space(plan, cfg)
         fit = FitnessSpec.from_config(plan.fitness)
@@ -792,6 +793,21 @@ def _guard_fitness(path: Path, fit: FitnessSpec) -> None:
     if path.is_file() and (old := read_json(path)) != spec:
         raise ValueError(f"{path.parent}: this search was started with fitness {old}, the config now gives "
                          f"{spec}; restore the old fitness settings or delete {path.parent} to start it again")
+    write_json(path, spec)
+
+
+def _guard_dtype(path: Path, dtype) -> None:
+    """A search resumed (or replayed from a recorded journal) in another live dtype would rank
+    candidates scored two ways: a CPU without native bf16 scores float32 under ``dtype: auto``, and
+    its fitness differs (RESULTS.md session 50). Refuse it; a search that predates the file records it."""
+    from .io import read_json
+
+    spec = {"dtype": str(dtype)}
+    if path.is_file() and (old := read_json(path)) != spec:
+        raise ValueError(f"{path.parent}: this search's candidates were scored in {old['dtype']}, this machine "
+                         f"scores them in {spec['dtype']} (evolve.dtype: auto takes bfloat16 only where it is "
+                         "native); set evolve.dtype to the recorded one (emulated bf16 is over 10x slower on such a "
+                         f"CPU) or delete {path.parent} to start the search again")
     write_json(path, spec)
 
 

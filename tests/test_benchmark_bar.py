@@ -129,6 +129,29 @@ def test_a_measured_row_records_the_package_versions(tmp_path, monkeypatch):
     assert rows["own"]["versions"] == {"torch": "x"}
 
 
+def test_a_row_scored_in_another_dtype_than_the_files_is_refused(tmp_path, monkeypatch):
+    """A CPU without native bf16 scores in float32 (RESULTS.md session 50): such a row would not
+    compare with a bf16 file's rows, so put refuses it and leaves the file as it was; a file of this
+    machine's dtype, a file without one, and adopted rows (stamp=False) are taken."""
+    import torch
+
+    monkeypatch.setattr(rb, "RESULTS", tmp_path)
+    monkeypatch.setattr(rb, "eval_dtype", lambda: torch.float32)
+    rb.Results("bf16").meta(dtype="torch.bfloat16")
+    before = (tmp_path / "bf16.json").read_text()
+    with pytest.raises(SystemExit, match=r"scored in torch.bfloat16, this machine scores in torch.float32"):
+        rb.Results("bf16").check_dtype()
+    with pytest.raises(SystemExit, match="pass another --results file"):
+        rb.Results("bf16").put("run", {"model": "m"})
+    assert (tmp_path / "bf16.json").read_text() == before
+    rb.Results("bf16").put("adopted", {"model": "m"}, stamp=False)
+    rb.Results("f32").meta(dtype="torch.float32")
+    rb.Results("f32").put("run", {"model": "m"})
+    rb.Results("none").put("run", {"model": "m"})
+    assert [list(json.loads((tmp_path / f"{n}.json").read_text())["systems"]) for n in ("bf16", "f32", "none")] == [
+        ["adopted"], ["run"], ["run"]]
+
+
 def test_only_selects_by_word_or_by_exact_name():
     """--only 'multitask SFT' takes every multitask variant; '=multitask SFT' that system alone."""
     names = ["multitask SFT", "multitask SFT, training seed 1", "multitask SFT, 3 epochs", "base zero-shot"]

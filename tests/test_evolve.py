@@ -247,6 +247,22 @@ def test_a_search_replays_its_journal_alone_and_refuses_another_searchs_journal(
     assert calls == []
 
 
+def test_a_search_in_another_live_dtype_is_refused(tmp_path):
+    """Candidates scored in bf16 and in float32 differ (RESULTS.md session 50): a search resumed or
+    replayed in the other dtype is refused; one that predates the record takes this one's."""
+    import torch
+
+    from memmcl_merge.evolve import _guard_dtype
+
+    path = tmp_path / "s" / "live.json"
+    path.parent.mkdir()
+    _guard_dtype(path, torch.bfloat16)
+    _guard_dtype(path, torch.bfloat16)
+    with pytest.raises(ValueError, match=r"scored in torch.bfloat16, this machine scores them in torch.float32"):
+        _guard_dtype(path, torch.float32)
+    assert json.loads(path.read_text()) == {"dtype": "torch.bfloat16"}
+
+
 RESUME_SCRIPT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
