@@ -40,6 +40,8 @@ def main(argv=None) -> None:
     if not own:
         raise SystemExit(f"results/{args.results}.json has no row {args.row!r} with own_experts")
     tasks = [t for t in args.tasks.split(",") if t] or list(own)
+    if unknown := [t for t in tasks if t not in own]:
+        raise SystemExit(f"--tasks {', '.join(unknown)}: the row records no own expert for them; it has {', '.join(own)}")
     dtype = live_dtype(args.dtype) if args.dtype != "auto" else rb.eval_dtype()
     out = {"results": args.results, "row": args.row, "dtype_recorded": data["meta"].get("dtype"),
            "dtype_here": str(dtype), "machine": rb.machine(), "tasks": {}}
