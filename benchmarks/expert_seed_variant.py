@@ -30,7 +30,7 @@ def main(argv=None) -> None:
     cfg = rb.bench_config(args)
     res = rb.Results(args.results)
     res.check_dtype()
-    res.meta(machine=rb.machine(), config=str(args.config), limit=args.limit,
+    res.meta(machine=rb.machine(), config=str(args.config), limit=args.limit, dtype=str(rb.eval_dtype()),
              command=" ".join(["python", *sys.argv]))
     rows = task_train_rows(task, cfg.data, cfg.experts.train)  # the expert's own rows, drawn as it drew them
     for seed in args.overrides:

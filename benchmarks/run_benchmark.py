@@ -59,6 +59,8 @@ class Results:
         measured with, unless it names its own. ``adopt`` copies rows as they are (``stamp=False``)."""
         if stamp:
             self.check_dtype()
+            if not self.data["systems"] and "dtype" not in self.data["meta"]:
+                self.meta(dtype=str(eval_dtype()))  # a new file takes its first measured row's dtype
         if stamp and "versions" not in value:
             from memmcl_merge.io import package_versions
 
@@ -666,6 +668,7 @@ def step_calibrate(args) -> None:
     from memmcl_merge.models import load_model_and_tokenizer
 
     source = Results(args.results)
+    source.check_dtype()  # its corrected scores sit beside the source's raw ones: scored alike or not at all
     out = Results(f"{args.results}_calibrated" + ("" if args.calibration == METHODS[0] else f"_{args.calibration}"))
     out.meta(machine=machine(), source=args.results, split=args.split, limit=args.limit, fit_split=args.fit_split,
              fit_limit=args.fit_limit, method=args.calibration, append={"commands": " ".join(["python", *sys.argv])})

@@ -116,7 +116,7 @@ def main(argv=None) -> None:
     tasks = plans[0].tasks
     res = rb.Results(args.results)
     res.check_dtype()
-    res.meta(machine=rb.machine(), data=str(args.data), split=args.split, limit=args.limit,
+    res.meta(machine=rb.machine(), data=str(args.data), split=args.split, limit=args.limit, dtype=str(rb.eval_dtype()),
              append={"commands": " ".join(["python", *sys.argv])})
     data = str(args.data.resolve())
 

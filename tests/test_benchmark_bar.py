@@ -132,7 +132,7 @@ def test_a_measured_row_records_the_package_versions(tmp_path, monkeypatch):
 def test_a_row_scored_in_another_dtype_than_the_files_is_refused(tmp_path, monkeypatch):
     """A CPU without native bf16 scores in float32 (RESULTS.md session 50): such a row would not
     compare with a bf16 file's rows, so put refuses it and leaves the file as it was; a file of this
-    machine's dtype, a file without one, and adopted rows (stamp=False) are taken."""
+    machine's dtype, a new file (which then records it), and adopted rows (stamp=False) are taken."""
     import torch
 
     monkeypatch.setattr(rb, "RESULTS", tmp_path)
@@ -150,6 +150,10 @@ def test_a_row_scored_in_another_dtype_than_the_files_is_refused(tmp_path, monke
     rb.Results("none").put("run", {"model": "m"})
     assert [list(json.loads((tmp_path / f"{n}.json").read_text())["systems"]) for n in ("bf16", "f32", "none")] == [
         ["adopted"], ["run"], ["run"]]
+    assert json.loads((tmp_path / "none.json").read_text())["meta"]["dtype"] == "torch.float32"  # a new file takes it
+    monkeypatch.setattr(rb, "eval_dtype", lambda: torch.bfloat16)
+    with pytest.raises(SystemExit, match=r"scored in torch.float32, this machine scores in torch.bfloat16"):
+        rb.Results("none").put("later", {"model": "m"})
 
 
 def test_only_selects_by_word_or_by_exact_name():
@@ -315,7 +319,7 @@ def test_results_of_two_steps_on_one_file_keep_each_others_rows(tmp_path, monkey
     short_step.meta(machine="here")
     long_step.put("curriculum", {"scores": {}})
     saved = json.loads((tmp_path / "r.json").read_text())
-    assert set(saved["systems"]) == {"soup", "curriculum"} and saved["meta"] == {"machine": "here"}
+    assert set(saved["systems"]) == {"soup", "curriculum"} and saved["meta"] == {"machine": "here", "dtype": str(rb.eval_dtype())}
     assert long_step.has("soup")
 
 
