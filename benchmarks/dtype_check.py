@@ -31,7 +31,6 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default="dtype_check")
     args = ap.parse_args(argv)
 
-    from memmcl_merge.evaluation import evaluate_model
     from memmcl_merge.evolve import live_dtype
     from memmcl_merge.io import read_json, write_json
 
@@ -42,14 +41,15 @@ def main(argv=None) -> None:
     tasks = [t for t in args.tasks.split(",") if t] or list(own)
     if unknown := [t for t in tasks if t not in own]:
         raise SystemExit(f"--tasks {', '.join(unknown)}: the row records no own expert for them; it has {', '.join(own)}")
-    dtype = live_dtype(args.dtype) if args.dtype != "auto" else rb.eval_dtype()
+    dtype = live_dtype(args.dtype)  # auto: eval_dtype(), this machine's
     out = {"results": args.results, "row": args.row, "dtype_recorded": data["meta"].get("dtype"),
            "dtype_here": str(dtype), "machine": rb.machine(), "tasks": {}}
     for task in tasks:
-        res = evaluate_model(str(args.run / "experts" / task), [task], data=str(args.data.resolve()), split="test_500",
-                             limit=args.limit, batch_size=rb.SCORE_BATCH_SIZE, dtype=dtype)
+        res = rb.score_model(str(args.run / "experts" / task), str(args.data.resolve()), "test_500", args.limit,
+                             tasks=[task], dtype=dtype)
         out["tasks"][task] = {"recorded": own[task]["score"], "here": res["scores"][task],
-                              "eval_seconds_here": res["seconds"], "eval_seconds_recorded": own[task].get("eval_seconds")}
+                              "eval_seconds_here": res["eval_seconds"],
+                              "eval_seconds_recorded": own[task].get("eval_seconds")}
         write_json(rb.RESULTS / f"{args.out}.json", out)
         print(f"{task}: recorded {own[task]['score']['score']:.4f}, here {res['scores'][task]['score']:.4f} ({dtype})",
               flush=True)

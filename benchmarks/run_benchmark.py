@@ -57,25 +57,30 @@ class Results:
     def put(self, system: str, value: dict, stamp: bool = True) -> None:
         """Save one row; a row measured here (``stamp``) also records the package versions it was
         measured with, unless it names its own. ``adopt`` copies rows as they are (``stamp=False``)."""
-        if stamp:
-            self.check_dtype()
-            if not self.data["systems"] and "dtype" not in self.data["meta"]:
-                self.meta(dtype=str(eval_dtype()))  # a new file takes its first measured row's dtype
+        here = self.check_dtype() if stamp else None
         if stamp and "versions" not in value:
             from memmcl_merge.io import package_versions
 
             value = {**value, "versions": package_versions()}
-        self._update(lambda data: data["systems"].__setitem__(system, value))
 
-    def check_dtype(self) -> None:
+        def change(data):
+            if here and not data["systems"]:
+                data["meta"].setdefault("dtype", here)  # a new file takes its first measured row's dtype
+            data["systems"][system] = value
+
+        self._update(change)
+
+    def check_dtype(self) -> str:
         """Rows measured here must be scored in the dtype the file's rows were (meta ``dtype``): a CPU
         without native bf16 matmuls scores in float32 (``eval_dtype``), and its scores and search
-        fitness differ from bf16 ones (RESULTS.md session 50). Scripts call it before they train."""
+        fitness differ from bf16 ones (RESULTS.md session 50). Scripts call it before they train.
+        Returns this machine's scoring dtype."""
         recorded, here = self.data["meta"].get("dtype"), str(eval_dtype())
         if recorded and recorded != here:
             raise SystemExit(f"{self.path}: its rows were scored in {recorded}, this machine scores in {here} (bf16 "
                              "only where the CPU or GPU computes it natively); a row measured here would not compare "
                              "with them: pass another --results file, or run on such a machine")
+        return here
 
     def meta(self, append: dict | None = None, **kw) -> None:
         """Set the ``kw`` fields of meta, and add each ``append`` item to its list ``meta[key]`` as the
@@ -112,12 +117,13 @@ def eval_dtype():
 
 
 def score_model(ref: str, data: str, split: str, limit: int | None, tasks="all", num_demos: int = 0,
-                batch_size: int | None = None) -> dict:
+                batch_size: int | None = None, dtype=None) -> dict:
+    """``dtype`` (default ``eval_dtype()``, every results file's) scores in another, e.g. dtype_check.py."""
     from memmcl_merge.evaluation import evaluate_model, group_means
 
     t0 = time.perf_counter()
     res = evaluate_model(ref, tasks, data=data, split=split, limit=limit, num_demos=num_demos,
-                         batch_size=batch_size or SCORE_BATCH_SIZE, dtype=eval_dtype())
+                         batch_size=batch_size or SCORE_BATCH_SIZE, dtype=dtype or eval_dtype())
     return {"scores": res["scores"], "means": group_means(res["scores"]), "eval_seconds": res["seconds"],
             "wall_seconds": time.perf_counter() - t0}
 

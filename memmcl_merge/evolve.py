@@ -785,30 +785,30 @@ def run_plan(cfg, stages: Sequence[str] | None = None, progress=print) -> dict[s
     return results
 
 
-def _guard_fitness(path: Path, fit: FitnessSpec) -> None:
-    """A search resumed under another fitness would rank journal records scored two ways: refuse it."""
+def _guard_spec(path: Path, spec: dict, refusal: Callable[[dict], str]) -> None:
+    """Keep ``spec`` at ``path``; a search resumed under another one is refused with ``refusal(old)``."""
     from .io import read_json
 
-    spec = json.loads(json.dumps(fit.__dict__))
     if path.is_file() and (old := read_json(path)) != spec:
-        raise ValueError(f"{path.parent}: this search was started with fitness {old}, the config now gives "
-                         f"{spec}; restore the old fitness settings or delete {path.parent} to start it again")
+        raise ValueError(refusal(old))
     write_json(path, spec)
+
+
+def _guard_fitness(path: Path, fit: FitnessSpec) -> None:
+    """A search resumed under another fitness would rank journal records scored two ways: refuse it."""
+    spec = json.loads(json.dumps(fit.__dict__))
+    _guard_spec(path, spec, lambda old: f"{path.parent}: this search was started with fitness {old}, the config now "
+                f"gives {spec}; restore the old fitness settings or delete {path.parent} to start it again")
 
 
 def _guard_dtype(path: Path, dtype) -> None:
     """A search resumed (or replayed from a recorded journal) in another live dtype would rank
     candidates scored two ways: a CPU without native bf16 scores float32 under ``dtype: auto``, and
     its fitness differs (RESULTS.md session 50). Refuse it; a search that predates the file records it."""
-    from .io import read_json
-
-    spec = {"dtype": str(dtype)}
-    if path.is_file() and (old := read_json(path)) != spec:
-        raise ValueError(f"{path.parent}: this search's candidates were scored in {old['dtype']}, this machine "
-                         f"scores them in {spec['dtype']} (evolve.dtype: auto takes bfloat16 only where it is "
-                         "native); set evolve.dtype to the recorded one (emulated bf16 is over 10x slower on such a "
-                         f"CPU) or delete {path.parent} to start the search again")
-    write_json(path, spec)
+    _guard_spec(path, {"dtype": str(dtype)}, lambda old: (
+        f"{path.parent}: this search's candidates were scored in {old['dtype']}, this machine scores them in "
+        f"{dtype} (evolve.dtype: auto takes bfloat16 only where it is native); set evolve.dtype to the recorded "
+        f"one (emulated bf16 is over 10x slower on such a CPU) or delete {path.parent} to start the search again"))
 
 
 def format_weak_scores(scores: Mapping[str, Mapping[str, float]]) -> str:
