@@ -524,9 +524,17 @@ def member_path(cfg, member: str) -> Path:
 def live_dtype(name: str):
     """The torch dtype of the live model: ``auto`` picks bfloat16 on a GPU or a CPU with native bf16
     matmuls (avx512_bf16 / AMX; ~1.7x faster forward passes than float32 on this project's 2-core
-    reference machine), float32 elsewhere (emulated bf16 is slower)."""
+    reference machine), float32 elsewhere (emulated bf16 is slower). The environment variable
+    ``MEMMCL_AUTO_DTYPE`` (``float32`` or ``bfloat16``) fixes what ``auto`` means, so one series of
+    scores can go on across machines whose CPUs differ (the scores move with the dtype)."""
+    import os
+
     import torch
 
+    if name == "auto" and os.environ.get("MEMMCL_AUTO_DTYPE"):
+        name = os.environ["MEMMCL_AUTO_DTYPE"]
+        if name not in ("float32", "bfloat16"):
+            raise ValueError(f"MEMMCL_AUTO_DTYPE={name!r}: expected float32 or bfloat16")
     if name != "auto":
         return getattr(torch, name)
     if torch.cuda.is_available():

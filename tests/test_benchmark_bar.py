@@ -135,6 +135,7 @@ def test_a_row_scored_in_another_dtype_than_the_files_is_refused(tmp_path, monke
     machine's dtype, a new file (which then records it), and adopted rows (stamp=False) are taken."""
     import torch
 
+    machine_dtype = rb.eval_dtype
     monkeypatch.setattr(rb, "RESULTS", tmp_path)
     monkeypatch.setattr(rb, "eval_dtype", lambda: torch.float32)
     rb.Results("bf16").meta(dtype="torch.bfloat16")
@@ -152,8 +153,17 @@ def test_a_row_scored_in_another_dtype_than_the_files_is_refused(tmp_path, monke
         ["adopted"], ["run"], ["run"]]
     assert json.loads((tmp_path / "none.json").read_text())["meta"]["dtype"] == "torch.float32"  # a new file takes it
     monkeypatch.setattr(rb, "eval_dtype", lambda: torch.bfloat16)
-    with pytest.raises(SystemExit, match=r"scored in torch.float32, this machine scores in torch.bfloat16"):
+    with pytest.raises(SystemExit, match=r"scored in torch.float32, this machine scores in torch.bfloat16.*"
+                       "MEMMCL_AUTO_DTYPE=float32"):
         rb.Results("none").put("later", {"model": "m"})
+    # MEMMCL_AUTO_DTYPE lets any machine go on with a file's series in its dtype
+    monkeypatch.setattr(rb, "eval_dtype", machine_dtype)
+    monkeypatch.setenv("MEMMCL_AUTO_DTYPE", "float32")
+    assert rb.Results("f32").check_dtype() == "torch.float32"
+    monkeypatch.setenv("MEMMCL_AUTO_DTYPE", "bfloat16")
+    assert rb.Results("bf16").check_dtype() == "torch.bfloat16"
+    with pytest.raises(SystemExit, match="MEMMCL_AUTO_DTYPE=float32"):
+        rb.Results("f32").check_dtype()
 
 
 def test_only_selects_by_word_or_by_exact_name():

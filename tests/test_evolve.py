@@ -167,6 +167,20 @@ def test_live_dtype_and_bad_dtype_config():
         EvolveConfig(dtype="float16")
 
 
+def test_memmcl_auto_dtype_fixes_what_auto_means_and_names_a_bad_value(monkeypatch):
+    import torch
+
+    from memmcl_merge.evolve import live_dtype
+
+    for name, want in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        monkeypatch.setenv("MEMMCL_AUTO_DTYPE", name)
+        assert live_dtype("auto") is want
+    assert live_dtype("float32") is torch.float32  # an explicit dtype is not overridden
+    monkeypatch.setenv("MEMMCL_AUTO_DTYPE", "float16")
+    with pytest.raises(ValueError, match="MEMMCL_AUTO_DTYPE='float16'"):
+        live_dtype("auto")
+
+
 def _quadratic(params):
     """Peak at weight 0.9 for 'a' and 0.2 for 'b' (what a good merge search should find)."""
     wa, wb = params["a"]["weight"], params["b"]["weight"]
