@@ -80,7 +80,8 @@ class Results:
             raise SystemExit(f"{self.path}: its rows were scored in {recorded}, this machine scores in {here} (bf16 "
                              "only where the CPU or GPU computes it natively); a row measured here would not compare "
                              "with them: pass another --results file, run on such a machine, or set "
-                             f"MEMMCL_AUTO_DTYPE={recorded.removeprefix('torch.')} (emulated bf16 is ~15x slower)")
+                             f"MEMMCL_AUTO_DTYPE={recorded.removeprefix('torch.')}"
+                             + (" (emulated bf16 is ~15x slower)" if recorded == "torch.bfloat16" else ""))
         return here
 
     def meta(self, append: dict | None = None, **kw) -> None:
