@@ -112,7 +112,8 @@ SCORE_BATCH_SIZE = 16
 
 def eval_dtype():
     """Scoring dtype of the systems, experts and evolve steps: bf16 where the machine computes it
-    natively (the dtype every model here is saved in; ~1.7x faster here), else float32."""
+    natively (the dtype every model here is saved in; ~1.7x faster here), else float32; the environment
+    variable ``MEMMCL_AUTO_DTYPE`` fixes it (``live_dtype``)."""
     from memmcl_merge.evolve import live_dtype
 
     return live_dtype("auto")

@@ -531,10 +531,10 @@ def live_dtype(name: str):
 
     import torch
 
-    if name == "auto" and os.environ.get("MEMMCL_AUTO_DTYPE"):
-        name = os.environ["MEMMCL_AUTO_DTYPE"]
-        if name not in ("float32", "bfloat16"):
-            raise ValueError(f"MEMMCL_AUTO_DTYPE={name!r}: expected float32 or bfloat16")
+    if name == "auto" and (fixed := os.environ.get("MEMMCL_AUTO_DTYPE")):
+        if fixed not in ("float32", "bfloat16"):
+            raise ValueError(f"MEMMCL_AUTO_DTYPE={fixed!r}: expected float32 or bfloat16")
+        name = fixed
     if name != "auto":
         return getattr(torch, name)
     if torch.cuda.is_available():
